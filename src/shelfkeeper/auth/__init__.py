@@ -1,0 +1,1 @@
+"""Who is calling: principals from JWTs and API keys, roles and permissions."""

@@ -1,0 +1,134 @@
+"""FastAPI dependencies that authenticate the caller, enter its tenant and check its role.
+
+Order for a tenant-scoped request: credential → principal (401) → the path's tenant must be
+the credential's (403 `tenant-mismatch`) → the transaction is bound to that tenant and the
+tenant must be active → the role must grant the endpoint's permission (403 `forbidden`) →
+the request's `Idempotency-Key`, if any, is claimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shelfkeeper.auth import api_key
+from shelfkeeper.auth import service as auth_service
+from shelfkeeper.auth.principal import Permission, Principal, Role
+from shelfkeeper.auth.tokens import InvalidToken, TokenVerifier
+from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, bind_tenant
+from shelfkeeper.kit import idempotency
+from shelfkeeper.kit.problems import Forbidden, TenantMismatch, Unauthorized, problem_responses
+from shelfkeeper.kit.routing import connection_of
+from shelfkeeper.tenant import service as tenant_service
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT or API key",
+    description="A JWT (built-in HS256 issuer or the configured identity provider) "
+    "or a tenant API key (`sk_...`).",
+)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """Build the principal of verified JWT claims. Raises Unauthorized for malformed claims."""
+    subject = claims.get("sub")
+    tenant_id = claims.get("tenant_id")
+    roles = claims.get("roles", [])
+    if (
+        not isinstance(subject, str)
+        or not (tenant_id is None or isinstance(tenant_id, str))
+        or not isinstance(roles, list)
+        or not all(isinstance(role, str) for role in roles)
+    ):
+        raise Unauthorized("Token claims `sub`, `tenant_id` or `roles` are malformed.")
+    known = frozenset(Role(role) for role in roles if role in Role.__members__.values())
+    return Principal(subject=subject, tenant_id=tenant_id, roles=known, credential="jwt")
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller's principal. Raises Unauthorized (401, with `WWW-Authenticate: Bearer`)."""
+    if credentials is None:
+        raise Unauthorized()
+    token = credentials.credentials
+    if api_key.looks_like_key(token):
+        principal = await auth_service.authenticate(connection_of(request), token)
+        if principal is None:
+            raise Unauthorized("Unknown or revoked API key.")
+        return principal
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        claims = await verifier.verify(token)
+    except InvalidToken as error:
+        raise Unauthorized(str(error)) from error
+    return principal_from_claims(claims)
+
+
+async def tenant_principal(
+    request: Request,
+    tenant_id: Annotated[str, Path(description="The tenant's id (slug).", examples=["acme"])],
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> Principal:
+    """The principal of a tenant-scoped request, with the transaction bound to the tenant."""
+    if principal.tenant_id is None:
+        raise Forbidden("Platform credentials carry no tenant; use a tenant's token.")
+    if principal.tenant_id != tenant_id:
+        raise TenantMismatch(f"This credential belongs to tenant `{principal.tenant_id}`.")
+    await tenant_service.enter(connection_of(request), tenant_id)
+    return principal
+
+
+async def tenant_connection(
+    request: Request, _: Annotated[Principal, Depends(tenant_principal)]
+) -> Connection:
+    return connection_of(request)
+
+
+TenantSession = Annotated[Connection, Depends(tenant_connection)]
+"""The request's transaction, bound to the authenticated tenant."""
+
+
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the tenant principal, if its role grants `permission`."""
+
+    async def dependency(
+        request: Request, principal: Annotated[Principal, Depends(tenant_principal)]
+    ) -> Principal:
+        if not principal.can(permission):
+            raise Forbidden(f"Your role may not do this (needs `{permission}`).")
+        assert principal.tenant_id is not None
+        await idempotency.claim(request, connection_of(request), scope=principal.tenant_id)
+        return principal
+
+    return dependency
+
+
+async def platform_principal(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    """A platform operator (role `platform_admin`, no tenant). Raises Forbidden."""
+    if not principal.can(Permission.PLATFORM) or principal.tenant_id is not None:
+        raise Forbidden("Tenant lifecycle needs a platform_admin credential.")
+    connection = connection_of(request)
+    await bind_tenant(connection, PLATFORM_SCOPE)
+    await idempotency.claim(request, connection, scope=PLATFORM_SCOPE)
+    return principal
+
+
+TENANT_SCOPED_PROBLEMS = problem_responses(
+    Forbidden, TenantMismatch, tenant_service.TenantNotFound, tenant_service.TenantSuspended
+)
+"""The problems any tenant-scoped endpoint may answer, for the routers' OpenAPI entries."""
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]
+Deleter = Annotated[Principal, Depends(require(Permission.DELETE))]
+Administrator = Annotated[Principal, Depends(require(Permission.ADMINISTER))]
+PlatformAdministrator = Annotated[Principal, Depends(platform_principal)]
+PlatformSession = Annotated[Connection, Depends(connection_of)]

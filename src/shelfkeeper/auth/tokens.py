@@ -1,0 +1,106 @@
+"""JSON Web Tokens: the built-in HS256 issuer, and verification of ours and an external IdP's.
+
+Verification picks the key by the token's `alg` and accepts only that one algorithm for it:
+HS256 with the built-in secret; RS256/ES256 with the configured public key or the key the
+JWKS names by `kid`. A token signed with an algorithm outside the configured list, with
+`alg: none`, with a bad signature, expired, or for another issuer or audience is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from shelfkeeper.config import Settings
+
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256"})
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+
+
+class InvalidToken(Exception):  # noqa: N818 - mirrors PyJWT's InvalidTokenError
+    """The token is not one we accept; the message says why (safe to show the caller)."""
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    subject: str,
+    tenant_id: str | None,
+    roles: list[str],
+    ttl_seconds: int | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Sign an HS256 token with the built-in issuer's key."""
+    issued_at = now or datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "roles": roles,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": issued_at,
+        "exp": issued_at + timedelta(seconds=ttl_seconds or settings.jwt_default_ttl_seconds),
+    }
+    if tenant_id is not None:
+        claims["tenant_id"] = tenant_id
+    return jwt.encode(claims, settings.jwt_signing_secret, algorithm="HS256")
+
+
+class TokenVerifier:
+    """Verifies bearer JWTs according to the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.algorithms = frozenset(settings.jwt_algorithms)
+        self.jwks = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            if settings.jwt_jwks_url
+            else None
+        )
+        self.public_key = settings.jwt_public_key
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the verified claims. Raises InvalidToken."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise InvalidToken("Malformed token.") from error
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            raise InvalidToken("Token algorithm not accepted.")
+        key = await self._key_for(algorithm, token)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options={"require": REQUIRED_CLAIMS},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise InvalidToken("Token expired.") from error
+        except jwt.InvalidTokenError as error:
+            raise InvalidToken(f"Token rejected: {error}.") from error
+        return claims
+
+    async def _key_for(self, algorithm: str, token: str) -> Any:
+        if algorithm == "HS256":
+            return self.settings.jwt_signing_secret
+        if algorithm not in ASYMMETRIC_ALGORITHMS:
+            raise InvalidToken("Token algorithm not accepted.")
+        if self.jwks is not None:
+            jwks = self.jwks
+            try:
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWKClientError as error:
+                raise InvalidToken("No matching key in the identity provider's JWKS.") from error
+            except jwt.InvalidTokenError as error:
+                raise InvalidToken("Malformed token.") from error
+            return signing_key.key
+        if self.public_key:
+            return self.public_key
+        raise InvalidToken("No key configured for asymmetric tokens.")

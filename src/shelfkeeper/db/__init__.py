@@ -1,0 +1,1 @@
+"""Database access: the connection pool, tenant binding, migrations, embedded PostgreSQL."""

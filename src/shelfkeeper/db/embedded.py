@@ -1,0 +1,26 @@
+"""The embedded PostgreSQL (the `pgserver` package) used when `DATABASE_URL` is unset.
+
+`pgserver` keeps a list of the processes using a data directory: a second `serve` on the
+same directory reuses the running server, and the server stops when the last user exits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class EmbeddedServer(Protocol):
+    def get_uri(self, database: str | None = None) -> str: ...
+
+    def cleanup(self) -> None: ...
+
+
+def start_embedded(data_dir: Path) -> EmbeddedServer:
+    """Start (or join) the embedded PostgreSQL under `data_dir/postgres`."""
+    import pgserver  # imported lazily: only the embedded mode needs it
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server: EmbeddedServer = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
+    return server

@@ -1,0 +1,53 @@
+"""Alembic environment: runs migrations over asyncpg against the configured database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shelfkeeper.db.schema import metadata
+
+config = context.config
+target_metadata = metadata
+
+
+MIGRATION_LOCK = 7_246_385_113
+"""Advisory lock key held while migrating, so processes starting together take turns."""
+
+
+def run_with_connection(connection: Connection) -> None:
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+    connection.commit()
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async() -> None:
+    dsn: str = config.attributes["dsn"]
+
+    async def creator() -> asyncpg.Connection:  # type: ignore[type-arg]
+        return await asyncpg.connect(dsn)
+
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=creator)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_with_connection)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run against a database")
+asyncio.run(run_async())

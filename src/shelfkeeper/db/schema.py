@@ -1,0 +1,9 @@
+"""Every table of the service, collected for Alembic (importing each domain's models)."""
+
+from shelfkeeper.auth import models as auth_models
+from shelfkeeper.db.metadata import metadata
+from shelfkeeper.kit import models as kit_models
+from shelfkeeper.location import models as location_models
+from shelfkeeper.tenant import models as tenant_models
+
+__all__ = ["auth_models", "kit_models", "location_models", "metadata", "tenant_models"]

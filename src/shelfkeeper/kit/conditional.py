@@ -1,0 +1,54 @@
+"""Optimistic concurrency over HTTP: `ETag: "<version>"`, `If-Match`, `If-None-Match`."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from shelfkeeper.kit.problems import VersionMismatch
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` header demands (None when absent or `*`).
+
+    A header naming no version we could ever have issued can only be stale: 412.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    for tag in _tags(if_match):
+        inner = tag.strip('"')
+        if inner.isdigit() and len(inner) < 12:
+            return int(inner)
+    raise VersionMismatch("If-Match names no current version of this resource.")
+
+
+def not_modified(if_none_match: str | None, version: int) -> bool:
+    """True when `If-None-Match` already holds the current ETag (answer 304)."""
+    if if_none_match is None:
+        return False
+    tags = _tags(if_none_match)
+    return "*" in tags or etag(version) in tags
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag(version)
+
+
+class NotModified(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a GET whose `If-None-Match` holds the current ETag; answered with 304."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+def check_not_modified(if_none_match: str | None, version: int) -> None:
+    """Raise NotModified when the client already holds `version`."""
+    if not_modified(if_none_match, version):
+        raise NotModified(version)

@@ -1,0 +1,72 @@
+"""The route class every API router uses: one transaction per request.
+
+The handler (dependencies, endpoint and response rendering) runs inside one database
+transaction on one pooled connection, available to dependencies as
+`request.state.connection`. The transaction commits after the response has been rendered
+and before it is sent, so a client never sees success for a change that did not commit;
+any exception rolls it back. Reads run in read-only transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from shelfkeeper.db.database import Connection, Database
+from shelfkeeper.kit import idempotency
+from shelfkeeper.kit.problems import UnsupportedMediaType
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
+def connection_of(request: Request) -> Connection:
+    """The request's transaction (set by `TransactionalRoute`)."""
+    connection: Connection = request.state.connection
+    return connection
+
+
+class TransactionalRoute(APIRoute):
+    """An APIRoute that wraps its handler in a transaction and stores idempotent responses."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+        takes_json_body = self.body_field is not None
+
+        async def route_handler(request: Request) -> Response:
+            if takes_json_body and has_body(request):
+                content_type = request.headers.get("content-type", "")
+                if not is_json(content_type):
+                    raise UnsupportedMediaType(
+                        f"Send `application/json`, not `{content_type or 'no content type'}`."
+                    )
+            database: Database = request.app.state.database
+            readonly = request.method in READ_METHODS
+            async with database.transaction(readonly=readonly) as connection:
+                request.state.connection = connection
+                response = await handler(request)
+                if not readonly:
+                    await idempotency.store(
+                        request,
+                        connection,
+                        response,
+                        ttl_seconds=request.app.state.settings.idempotency_ttl_seconds,
+                    )
+            return response
+
+        return route_handler

@@ -1,0 +1,1 @@
+"""Locations: the warehouses and stores that hold stock."""
