@@ -127,7 +127,7 @@ def add_operations_routes(app: FastAPI) -> None:
         try:
             async with asyncio.timeout(2):
                 await database.pool.fetchval("SELECT 1")
-        except (OSError, TimeoutError, Exception) as error:  # noqa: BLE001 - any failure is "not ready"
+        except (OSError, TimeoutError, Exception) as error:
             logger.warning("readiness check failed: %s", type(error).__name__)
             body = {
                 "type": "https://shelfkeeper.dev/problems/not-ready",

@@ -13,7 +13,10 @@ from shelfkeeper.kit.pagination import Page
 from shelfkeeper.kit.problems import problem_responses
 from shelfkeeper.kit.routing import TransactionalRoute
 
-router = APIRouter(prefix="/{tenant_id}/api-keys", tags=["API keys"], route_class=TransactionalRoute,
+router = APIRouter(
+    prefix="/{tenant_id}/api-keys",
+    tags=["API keys"],
+    route_class=TransactionalRoute,
     responses=TENANT_SCOPED_PROBLEMS,
 )
 

@@ -20,7 +20,7 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256"})
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
 
-class InvalidToken(Exception):  # noqa: N818 - mirrors PyJWT's InvalidTokenError
+class InvalidToken(Exception):
     """The token is not one we accept; the message says why (safe to show the caller)."""
 
 

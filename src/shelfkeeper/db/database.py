@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 
@@ -73,7 +73,7 @@ class Database:
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Connection]:
         """One connection in one transaction: committed on success, rolled back on error."""
         async with self.pool.acquire() as connection, connection.transaction(readonly=readonly):
-            yield connection
+            yield cast(Connection, connection)
 
     @asynccontextmanager
     async def tenant_transaction(self, tenant_id: str) -> AsyncIterator[Connection]:

@@ -18,9 +18,9 @@ class EmbeddedServer(Protocol):
 
 def start_embedded(data_dir: Path) -> EmbeddedServer:
     """Start (or join) the embedded PostgreSQL under `data_dir/postgres`."""
-    import pgserver  # imported lazily: only the embedded mode needs it
+    from pgserver.postgres_server import get_server  # lazily: only embedded mode needs it
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server: EmbeddedServer = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
+    server: EmbeddedServer = get_server(data_dir / "postgres", cleanup_mode="stop")
     return server

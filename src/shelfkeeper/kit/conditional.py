@@ -41,7 +41,7 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-class NotModified(Exception):  # noqa: N818 - a control-flow signal, not an error
+class NotModified(Exception):
     """Raised by a GET whose `If-None-Match` holds the current ETag; answered with 304."""
 
     def __init__(self, version: int) -> None:

@@ -41,7 +41,7 @@ class IdempotencyKeyInFlight(Problem):
     title = "A request with this idempotency key is still running"
 
 
-class IdempotentReplay(Exception):  # noqa: N818 - a control-flow signal, not an error
+class IdempotentReplay(Exception):
     """Raised to answer with the stored response of an earlier identical request."""
 
     def __init__(self, response: Response) -> None:

@@ -58,9 +58,7 @@ TIMESTAMP_FIELD = _parse_datetime
 TEXT_FIELD = _parse_text
 
 
-LimitParam = Annotated[
-    int, Query(ge=1, le=MAX_LIMIT, description="Page size (1..200).")
-]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1..200).")]
 CursorParam = Annotated[
     str | None,
     Query(max_length=1024, description="`next_cursor` of the previous page."),

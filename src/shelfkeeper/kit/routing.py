@@ -9,7 +9,8 @@ any exception rolls it back. Reads run in read-only transactions.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -44,7 +45,7 @@ def connection_of(request: Request) -> Connection:
 class TransactionalRoute(APIRoute):
     """An APIRoute that wraps its handler in a transaction and stores idempotent responses."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         takes_json_body = self.body_field is not None
 

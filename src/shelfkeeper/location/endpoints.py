@@ -11,7 +11,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
-from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Administrator, Reader, TenantSession
+from shelfkeeper.auth.dependencies import (
+    TENANT_SCOPED_PROBLEMS,
+    Administrator,
+    Reader,
+    TenantSession,
+)
 from shelfkeeper.kit.conditional import check_not_modified, expected_version, set_etag
 from shelfkeeper.kit.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReuse
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
@@ -21,13 +26,13 @@ from shelfkeeper.location import service
 from shelfkeeper.location.schemas import Location, LocationCreate, LocationKind, LocationUpdate
 
 router = APIRouter(
-    prefix="/{tenant_id}/locations", tags=["Locations"], route_class=TransactionalRoute,
+    prefix="/{tenant_id}/locations",
+    tags=["Locations"],
+    route_class=TransactionalRoute,
     responses=TENANT_SCOPED_PROBLEMS,
 )
 
-IfMatch = Annotated[
-    str | None, Header(description='Current ETag (`"<version>"`); stale → 412.')
-]
+IfMatch = Annotated[str | None, Header(description='Current ETag (`"<version>"`); stale → 412.')]
 
 
 @router.post(

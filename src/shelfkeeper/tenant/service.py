@@ -73,7 +73,9 @@ async def get(db: Connection, *, tenant_id: str) -> Tenant:
     return _tenant(row)
 
 
-async def list_tenants(db: Connection, *, sort: str, cursor: str | None, limit: int) -> Page[Tenant]:
+async def list_tenants(
+    db: Connection, *, sort: str, cursor: str | None, limit: int
+) -> Page[Tenant]:
     page = keyset(
         sort=sort, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=1, parse_id=str
     )
@@ -98,7 +100,9 @@ async def update(
         db,
         tenant_id=tenant_id,
         name=body.name,
-        settings=settings.model_dump(exclude_unset=True) if isinstance(settings, TenantSettings) else None,
+        settings=settings.model_dump(exclude_unset=True)
+        if isinstance(settings, TenantSettings)
+        else None,
         status=body.status,
         expected_version=expected_version,
     )

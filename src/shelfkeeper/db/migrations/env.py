@@ -36,7 +36,7 @@ def run_with_connection(connection: Connection) -> None:
 async def run_async() -> None:
     dsn: str = config.attributes["dsn"]
 
-    async def creator() -> asyncpg.Connection:  # type: ignore[type-arg]
+    async def creator() -> asyncpg.Connection:
         return await asyncpg.connect(dsn)
 
     engine = create_async_engine("postgresql+asyncpg://", async_creator=creator)
