@@ -22,10 +22,12 @@ from shelfkeeper.auth.tokens import TokenVerifier
 from shelfkeeper.config import Settings
 from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
+from shelfkeeper.inventory.endpoints import router as inventory_router
 from shelfkeeper.kit import handlers
 from shelfkeeper.kit.middleware import RequestContextMiddleware
 from shelfkeeper.kit.problems import (
     PROBLEM_MEDIA_TYPE,
+    BadRequest,
     InternalError,
     PayloadTooLarge,
     ProblemDocument,
@@ -89,19 +91,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        responses=problem_responses(
-            Unauthorized, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, InternalError
-        ),
+        # Any request may be too large or meet an unexpected failure.
+        responses=problem_responses(PayloadTooLarge, InternalError),
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     if database is not None:
         app.state.database = database
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        # Every API operation authenticates and parses its input: a body that is not even
+        # text (400), a missing or bad credential (401), a body that is not JSON (415), or
+        # input that breaks the schema (422).
+        responses=problem_responses(
+            BadRequest, Unauthorized, UnsupportedMediaType, ValidationFailed
+        ),
+    )
     api.include_router(tenant_router)
     api.include_router(api_key_router)
     api.include_router(location_router)
+    api.include_router(inventory_router)
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)

@@ -57,6 +57,18 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         headers=world.headers(tenant),
     )
     assert key.status_code == 201, key.text
+    item = await client.post(
+        f"/api/v1/{tenant}/inventory",
+        json={"sku": "SKU-1", "name": "Towel"},
+        headers=world.headers(tenant),
+    )
+    assert item.status_code == 201, item.text
+    stocked = await client.patch(
+        f"/api/v1/{tenant}/inventory/{item.json()['id']}/stock",
+        json={"operation": "add", "quantity": 5, "location_id": created.json()["id"]},
+        headers=world.headers(tenant),
+    )
+    assert stocked.status_code == 200, stocked.text
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(

@@ -2,8 +2,16 @@
 
 from shelfkeeper.auth import models as auth_models
 from shelfkeeper.db.metadata import metadata
+from shelfkeeper.inventory import models as inventory_models
 from shelfkeeper.kit import models as kit_models
 from shelfkeeper.location import models as location_models
 from shelfkeeper.tenant import models as tenant_models
 
-__all__ = ["auth_models", "kit_models", "location_models", "metadata", "tenant_models"]
+__all__ = [
+    "auth_models",
+    "inventory_models",
+    "kit_models",
+    "location_models",
+    "metadata",
+    "tenant_models",
+]

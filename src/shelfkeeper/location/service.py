@@ -149,3 +149,8 @@ async def delete(
     if not deleted:
         await get(db, principal, location_id=location_id)
         raise VersionMismatch("The location has changed since you read it.")
+
+
+async def exists(db: Connection, *, tenant_id: str, location_id: UUID) -> bool:
+    """Whether the tenant has this location (for other domains validating references)."""
+    return await repository.get(db, tenant_id=tenant_id, location_id=location_id) is not None

@@ -1,0 +1,1 @@
+"""Inventory: items, variants, stock levels per location, the movement ledger."""

@@ -1,0 +1,177 @@
+"""Inventory tables.
+
+`sku` is the tenant's SKU registry: every item SKU and every variant SKU has one row there,
+so a SKU is unique per tenant across items and variants. `stock_level` holds one row per
+(variant, location), with CHECK constraints that make the stock invariants impossible to
+break, even by a bug. `stock_movement` is the append-only ledger; `level_version` orders a
+level's movements (the level's version after the change).
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+
+from shelfkeeper.db.metadata import metadata
+
+
+def _timestamps() -> list[Column]:  # type: ignore[type-arg]
+    return [
+        Column(
+            "created_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")
+        ),
+        Column(
+            "updated_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")
+        ),
+    ]
+
+
+def _id() -> Column:  # type: ignore[type-arg]
+    return Column(
+        "id", UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")
+    )
+
+
+item = Table(
+    "item",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("sku", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("low_stock_threshold", Integer, nullable=True),
+    Column("allow_backorder", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("created_by", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    *_timestamps(),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+    CheckConstraint("low_stock_threshold >= 0", name="threshold_not_negative"),
+    Index("ix_item_tenant_id_sku_id", "tenant_id", "sku", "id"),
+    Index("ix_item_tenant_id_name_id", "tenant_id", "name", "id"),
+    Index("ix_item_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    Index("ix_item_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
+    Index(
+        "ix_item_name_trgm",
+        "name",
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+    ),
+)
+
+variant = Table(
+    "variant",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("item_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("price", Numeric(19, 4), nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    *_timestamps(),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    UniqueConstraint("tenant_id", "sku"),
+    ForeignKeyConstraint(
+        ["tenant_id", "item_id"], ["item.tenant_id", "item.id"], ondelete="CASCADE"
+    ),
+    CheckConstraint("price >= 0", name="price_not_negative"),
+    Index("ix_variant_tenant_id_item_id", "tenant_id", "item_id"),
+)
+
+sku = Table(
+    "sku",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("item_id", UUID(as_uuid=True), nullable=False),
+    Column("variant_id", UUID(as_uuid=True), nullable=True),
+    PrimaryKeyConstraint("tenant_id", "sku"),
+    ForeignKeyConstraint(
+        ["tenant_id", "item_id"], ["item.tenant_id", "item.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"], ondelete="CASCADE"
+    ),
+)
+
+stock_level = Table(
+    "stock_level",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("variant_id", UUID(as_uuid=True), nullable=False),
+    Column("location_id", UUID(as_uuid=True), nullable=False),
+    Column("on_hand", BigInteger, nullable=False, server_default=text("0")),
+    Column("reserved", BigInteger, nullable=False, server_default=text("0")),
+    Column("allow_backorder", Boolean, nullable=False, server_default=text("false")),
+    Column("low_stock_threshold", Integer, nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    *_timestamps(),
+    PrimaryKeyConstraint("tenant_id", "variant_id", "location_id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "location_id"], ["location.tenant_id", "location.id"], ondelete="RESTRICT"
+    ),
+    CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    CheckConstraint("allow_backorder OR on_hand >= reserved", name="available_not_negative"),
+    CheckConstraint("low_stock_threshold >= 0", name="threshold_not_negative"),
+    Index("ix_stock_level_tenant_id_location_id", "tenant_id", "location_id"),
+)
+
+stock_movement = Table(
+    "stock_movement",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("variant_id", UUID(as_uuid=True), nullable=False),
+    Column("location_id", UUID(as_uuid=True), nullable=False),
+    Column("level_version", Integer, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("on_hand_after", BigInteger, nullable=False),
+    Column("reserved_after", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("reference", Text, nullable=True),
+    Column("actor", Text, nullable=False),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    UniqueConstraint(
+        "tenant_id", "variant_id", "location_id", "level_version", name="uq_stock_movement_order"
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "variant_id", "location_id"],
+        ["stock_level.tenant_id", "stock_level.variant_id", "stock_level.location_id"],
+        ondelete="CASCADE",
+        name="fk_stock_movement_stock_level",
+    ),
+    CheckConstraint(
+        "operation IN ('add', 'subtract', 'reserve', 'release', 'set')", name="operation_known"
+    ),
+    CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    CheckConstraint(
+        "reason IN ('received', 'sale', 'correction', 'cycle_count', 'damaged', 'lost', "
+        "'returned', 'transfer', 'expired', 'other')",
+        name="reason_known",
+    ),
+    Index("ix_stock_movement_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+)

@@ -1,0 +1,507 @@
+"""SQL for inventory. Every statement filters by tenant; RLS stands behind each one.
+
+A stock change is one statement: a conditional UPDATE (or an upsert, where a missing level
+may be created) whose WHERE clause *is* the business rule, with the ledger row inserted by
+the same statement in a data-modifying CTE. Zero rows back means the rule refused the change;
+only then does a second read explain why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.kit.pagination import Keyset
+
+ITEM_COLUMNS = (
+    "id, sku, name, description, attributes, low_stock_threshold, allow_backorder, version, "
+    "created_by, updated_by, created_at, updated_at"
+)
+VARIANTS_JSON = """
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'id', v.id, 'sku', v.sku, 'attributes', v.attributes, 'price', v.price::text,
+        'version', v.version) ORDER BY v.position), '[]'::jsonb)
+     FROM variant v WHERE v.tenant_id = item.tenant_id AND v.item_id = item.id) AS variants
+"""
+STOCK_JSON = """
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'variant_id', s.variant_id, 'location_id', s.location_id, 'on_hand', s.on_hand,
+        'reserved', s.reserved, 'available', s.on_hand - s.reserved,
+        'low_stock_threshold', s.low_stock_threshold, 'version', s.version)
+        ORDER BY v.position, s.location_id), '[]'::jsonb)
+     FROM stock_level s JOIN variant v ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+     WHERE v.tenant_id = item.tenant_id AND v.item_id = item.id) AS stock
+"""
+MOVEMENT_COLUMNS = (
+    "id, variant_id, location_id, operation, quantity, on_hand_after, reserved_after, reason, "
+    "note, reference, actor, created_at"
+)
+
+
+class DuplicateSku(Exception):
+    pass
+
+
+class UnknownLocation(Exception):
+    pass
+
+
+# --- items and variants ---------------------------------------------------------------
+
+
+async def register_sku(
+    db: Connection, *, tenant_id: str, sku: str, item_id: UUID, variant_id: UUID | None
+) -> None:
+    try:
+        await db.execute(
+            "INSERT INTO sku (tenant_id, sku, item_id, variant_id) VALUES ($1, $2, $3, $4)",
+            tenant_id,
+            sku,
+            item_id,
+            variant_id,
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise DuplicateSku(sku) from error
+
+
+async def unregister_sku(db: Connection, *, tenant_id: str, sku: str) -> None:
+    await db.execute("DELETE FROM sku WHERE tenant_id = $1 AND sku = $2", tenant_id, sku)
+
+
+async def insert_item(
+    db: Connection, *, tenant_id: str, values: dict[str, Any], actor: str
+) -> UUID:
+    item_id: UUID = await db.fetchval(
+        """
+        INSERT INTO item (tenant_id, sku, name, description, attributes, low_stock_threshold,
+                          allow_backorder, created_by, updated_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+        RETURNING id
+        """,
+        tenant_id,
+        values["sku"],
+        values["name"],
+        values["description"],
+        values["attributes"],
+        values["low_stock_threshold"],
+        values["allow_backorder"],
+        actor,
+    )
+    return item_id
+
+
+async def insert_variant(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    sku: str,
+    attributes: dict[str, Any],
+    price: Decimal | None,
+) -> UUID:
+    try:
+        variant_id: UUID = await db.fetchval(
+            """
+            INSERT INTO variant (tenant_id, item_id, sku, attributes, price, position)
+            VALUES ($1, $2, $3, $4, $5,
+                    (SELECT coalesce(max(position), 0) + 1 FROM variant
+                     WHERE tenant_id = $1 AND item_id = $2))
+            RETURNING id
+            """,
+            tenant_id,
+            item_id,
+            sku,
+            attributes,
+            price,
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise DuplicateSku(sku) from error
+    return variant_id
+
+
+async def get_item(db: Connection, *, tenant_id: str, item_id: UUID) -> Record | None:
+    return await db.fetchrow(
+        f"SELECT {ITEM_COLUMNS}, {VARIANTS_JSON}, {STOCK_JSON} FROM item "
+        "WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        item_id,
+    )
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    sku: str | None = None
+    query: str | None = None
+    location_id: UUID | None = None
+    low_stock: bool | None = None
+    default_threshold: int | None = None
+
+
+async def list_items(
+    db: Connection, *, tenant_id: str, keyset: Keyset, filters: ItemFilter
+) -> list[Record]:
+    return await db.fetch(
+        f"""
+        SELECT {ITEM_COLUMNS}, {VARIANTS_JSON}, {STOCK_JSON} FROM item
+        WHERE tenant_id = $1
+          AND ($2::text IS NULL OR id IN (SELECT item_id FROM sku
+                                          WHERE tenant_id = $1 AND sku = $2))
+          AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+          AND ($4::uuid IS NULL OR EXISTS (
+                SELECT 1 FROM stock_level s JOIN variant v
+                  ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+                WHERE s.tenant_id = $1 AND v.item_id = item.id AND s.location_id = $4))
+          AND ($5::boolean IS NULL OR $5 = EXISTS (
+                SELECT 1 FROM stock_level s JOIN variant v
+                  ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+                WHERE s.tenant_id = $1 AND v.item_id = item.id
+                  AND s.on_hand - s.reserved
+                      <= coalesce(s.low_stock_threshold, item.low_stock_threshold, $6::int)))
+          AND {keyset.condition}
+        ORDER BY {keyset.order_by}
+        LIMIT {keyset.limit + 1}
+        """,
+        tenant_id,
+        filters.sku,
+        filters.query,
+        filters.location_id,
+        filters.low_stock,
+        filters.default_threshold,
+        *keyset.arguments,
+    )
+
+
+async def update_item(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    actor: str,
+) -> bool:
+    """Apply `changes`; False when the item is missing or not at `expected_version`.
+
+    A change of `allow_backorder` is copied onto the item's stock levels in the same
+    transaction (their CHECK constraint reads it).
+    """
+    assignments = "".join(f"{column} = ${index}, " for index, column in enumerate(changes, start=5))
+    status = await db.execute(
+        f"""
+        UPDATE item SET {assignments} version = version + 1, updated_by = $4, updated_at = now()
+        WHERE tenant_id = $1 AND id = $2 AND ($3::int IS NULL OR version = $3)
+        """,
+        tenant_id,
+        item_id,
+        expected_version,
+        actor,
+        *changes.values(),
+    )
+    if status == "UPDATE 0":
+        return False
+    if "allow_backorder" in changes:
+        await db.execute(
+            """
+            UPDATE stock_level SET allow_backorder = $3
+            WHERE tenant_id = $1
+              AND variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
+            """,
+            tenant_id,
+            item_id,
+            changes["allow_backorder"],
+        )
+    return True
+
+
+async def item_reserved(db: Connection, *, tenant_id: str, item_id: UUID) -> int:
+    """Units reserved across the item's levels, locking them against new reservations."""
+    reserved: int = await db.fetchval(
+        """
+        SELECT coalesce(sum(reserved), 0) FROM (
+            SELECT s.reserved FROM stock_level s
+            WHERE s.tenant_id = $1
+              AND s.variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
+            ORDER BY s.variant_id, s.location_id
+            FOR UPDATE
+        ) AS locked
+        """,
+        tenant_id,
+        item_id,
+    )
+    return reserved
+
+
+async def delete_item(
+    db: Connection, *, tenant_id: str, item_id: UUID, expected_version: int | None
+) -> bool:
+    status = await db.execute(
+        "DELETE FROM item WHERE tenant_id = $1 AND id = $2 AND ($3::int IS NULL OR version = $3)",
+        tenant_id,
+        item_id,
+        expected_version,
+    )
+    return status != "DELETE 0"
+
+
+async def variants_of(db: Connection, *, tenant_id: str, item_id: UUID) -> list[Record]:
+    return await db.fetch(
+        """
+        SELECT v.id, v.sku, v.attributes, v.price::text AS price, v.version,
+               i.allow_backorder
+        FROM item i JOIN variant v ON v.tenant_id = i.tenant_id AND v.item_id = i.id
+        WHERE i.tenant_id = $1 AND i.id = $2
+        ORDER BY v.position
+        """,
+        tenant_id,
+        item_id,
+    )
+
+
+async def update_variant(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    variant_id: UUID,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> Record | None:
+    assignments = "".join(f"{column} = ${index}, " for index, column in enumerate(changes, start=5))
+    try:
+        return await db.fetchrow(
+            f"""
+            UPDATE variant SET {assignments} version = version + 1, updated_at = now()
+            WHERE tenant_id = $1 AND item_id = $2 AND id = $3
+              AND ($4::int IS NULL OR version = $4)
+            RETURNING id, sku, attributes, price::text AS price, version
+            """,
+            tenant_id,
+            item_id,
+            variant_id,
+            expected_version,
+            *changes.values(),
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise DuplicateSku(changes.get("sku")) from error
+
+
+async def delete_variant(db: Connection, *, tenant_id: str, variant_id: UUID) -> None:
+    await db.execute("DELETE FROM variant WHERE tenant_id = $1 AND id = $2", tenant_id, variant_id)
+
+
+async def variant_reserved(db: Connection, *, tenant_id: str, variant_id: UUID) -> int:
+    reserved: int = await db.fetchval(
+        """
+        SELECT coalesce(sum(reserved), 0) FROM (
+            SELECT reserved FROM stock_level WHERE tenant_id = $1 AND variant_id = $2
+            ORDER BY location_id FOR UPDATE
+        ) AS locked
+        """,
+        tenant_id,
+        variant_id,
+    )
+    return reserved
+
+
+# --- stock --------------------------------------------------------------------------
+
+# How each operation changes a level, and the condition under which it may (on `s`, the
+# level's current row). $4 is the quantity.
+CHANGES: dict[str, tuple[str, str, str]] = {
+    # operation: (on_hand after, reserved after, condition)
+    "add": ("s.on_hand + $4", "s.reserved", "TRUE"),
+    "subtract": (
+        "s.on_hand - $4",
+        "s.reserved",
+        "s.on_hand >= $4 AND (s.allow_backorder OR s.on_hand - s.reserved >= $4)",
+    ),
+    "reserve": (
+        "s.on_hand",
+        "s.reserved + $4",
+        "(s.allow_backorder OR s.on_hand - s.reserved >= $4)",
+    ),
+    "release": ("s.on_hand", "s.reserved - $4", "s.reserved >= $4"),
+    "set": ("$4", "s.reserved", "(s.allow_backorder OR $4 >= s.reserved)"),
+}
+# The level a missing row starts as, for operations that may create it: (on_hand, reserved).
+CREATES: dict[str, tuple[str, str]] = {
+    "add": ("$4", "0"),
+    "set": ("$4", "0"),
+    "reserve": ("0", "$4"),
+}
+
+LEVEL_AND_MOVEMENT = """
+, movement AS (
+    INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
+                                quantity, on_hand_after, reserved_after, reason, note,
+                                reference, actor, created_at)
+    SELECT tenant_id, variant_id, location_id, version, $6, $4, on_hand, reserved,
+           $7, $8, $9, $10, clock_timestamp()
+    FROM level
+    RETURNING id, operation, quantity, on_hand_after, reserved_after, reason, note,
+              reference, actor, created_at
+)
+SELECT level.variant_id, level.location_id, level.on_hand, level.reserved,
+       level.low_stock_threshold, level.version,
+       movement.id AS movement_id, movement.operation, movement.quantity,
+       movement.on_hand_after, movement.reserved_after, movement.reason, movement.note,
+       movement.reference, movement.actor, movement.created_at
+FROM level CROSS JOIN movement
+"""
+
+
+def _update_statement(operation: str) -> str:
+    on_hand, reserved, condition = CHANGES[operation]
+    return (
+        f"""
+    WITH level AS (
+        UPDATE stock_level AS s
+        SET on_hand = {on_hand}, reserved = {reserved}, version = s.version + 1,
+            updated_at = now()
+        WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
+          AND {condition} AND ($5::int IS NULL OR s.version = $5)
+        RETURNING s.*
+    )
+    """
+        + LEVEL_AND_MOVEMENT
+    )
+
+
+def _upsert_statement(operation: str) -> str:
+    on_hand, reserved, condition = CHANGES[operation]
+    initial_on_hand, initial_reserved = CREATES[operation]
+    return (
+        f"""
+    WITH level AS (
+        INSERT INTO stock_level AS s
+            (tenant_id, variant_id, location_id, on_hand, reserved, allow_backorder)
+        VALUES ($1, $2, $3, {initial_on_hand}, {initial_reserved}, $11)
+        ON CONFLICT (tenant_id, variant_id, location_id) DO UPDATE
+        SET on_hand = {on_hand}, reserved = {reserved}, version = s.version + 1,
+            updated_at = now()
+        WHERE {condition} AND ($5::int IS NULL OR s.version = $5)
+        RETURNING s.*
+    )
+    """
+        + LEVEL_AND_MOVEMENT
+    )
+
+
+UPDATE_STATEMENTS = {operation: _update_statement(operation) for operation in CHANGES}
+UPSERT_STATEMENTS = {operation: _upsert_statement(operation) for operation in CREATES}
+
+
+@dataclass(frozen=True)
+class Change:
+    variant_id: UUID
+    location_id: UUID
+    operation: str
+    quantity: int
+    reason: str
+    note: str | None
+    reference: str | None
+    expected_version: int | None
+    allow_backorder: bool
+
+
+async def apply(db: Connection, *, tenant_id: str, change: Change, actor: str) -> Record | None:
+    """Apply one stock change and write its movement, in one statement.
+
+    Returns the level and movement, or None when the operation's condition (or the expected
+    version) refused it. Raises UnknownLocation when the location does not exist.
+    """
+    may_create = change.operation in CREATES and change.expected_version is None
+    if change.operation == "reserve" and not change.allow_backorder:
+        may_create = False
+    statement = (UPSERT_STATEMENTS if may_create else UPDATE_STATEMENTS)[change.operation]
+    arguments: list[Any] = [
+        tenant_id,
+        change.variant_id,
+        change.location_id,
+        change.quantity,
+        change.expected_version,
+        change.operation,
+        change.reason,
+        change.note,
+        change.reference,
+        actor,
+    ]
+    if may_create:
+        arguments.append(change.allow_backorder)
+    try:
+        return await db.fetchrow(statement, *arguments)
+    except asyncpg.ForeignKeyViolationError as error:
+        raise UnknownLocation(change.location_id) from error
+
+
+async def get_level(
+    db: Connection, *, tenant_id: str, variant_id: UUID, location_id: UUID
+) -> Record | None:
+    return await db.fetchrow(
+        """
+        SELECT variant_id, location_id, on_hand, reserved, low_stock_threshold, version,
+               allow_backorder
+        FROM stock_level WHERE tenant_id = $1 AND variant_id = $2 AND location_id = $3
+        """,
+        tenant_id,
+        variant_id,
+        location_id,
+    )
+
+
+async def list_movements(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    location_id: UUID | None,
+    variant_id: UUID | None,
+    keyset: Keyset,
+) -> list[Record]:
+    return await db.fetch(
+        f"""
+        SELECT {MOVEMENT_COLUMNS} FROM stock_movement
+        WHERE tenant_id = $1
+          AND variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
+          AND ($3::uuid IS NULL OR location_id = $3)
+          AND ($4::uuid IS NULL OR variant_id = $4)
+          AND {keyset.condition}
+        ORDER BY {keyset.order_by}
+        LIMIT {keyset.limit + 1}
+        """,
+        tenant_id,
+        item_id,
+        location_id,
+        variant_id,
+        *keyset.arguments,
+    )
+
+
+async def resolve_sku(db: Connection, *, tenant_id: str, sku: str) -> Record | None:
+    """The variant (and its item's backorder flag) a variant SKU names."""
+    return await db.fetchrow(
+        """
+        SELECT v.id, v.item_id, i.allow_backorder
+        FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        WHERE v.tenant_id = $1 AND v.sku = $2
+        """,
+        tenant_id,
+        sku,
+    )
+
+
+async def get_variant(db: Connection, *, tenant_id: str, variant_id: UUID) -> Record | None:
+    return await db.fetchrow(
+        """
+        SELECT v.id, v.item_id, v.sku, i.allow_backorder
+        FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        WHERE v.tenant_id = $1 AND v.id = $2
+        """,
+        tenant_id,
+        variant_id,
+    )

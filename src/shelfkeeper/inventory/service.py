@@ -1,0 +1,635 @@
+"""Inventory rules: the catalogue (items, variants) and every change to stock."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shelfkeeper.auth.principal import Principal
+from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.inventory import repository
+from shelfkeeper.inventory.errors import (
+    STOCK_REFUSALS,
+    BelowReserved,
+    DuplicateSku,
+    InsufficientReserved,
+    InsufficientStock,
+    ItemInUse,
+    ItemNotFound,
+    LastVariant,
+    VariantNotFound,
+    VersionConflict,
+)
+from shelfkeeper.inventory.schemas import (
+    AdjustmentResult,
+    BatchAdjustments,
+    BatchResult,
+    Item,
+    ItemCreate,
+    ItemUpdate,
+    Movement,
+    Operation,
+    Reason,
+    StockAdjustment,
+    StockLevel,
+    Transfer,
+    TransferCreate,
+    Variant,
+    VariantCreate,
+    VariantUpdate,
+)
+from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
+from shelfkeeper.kit.problems import Problem, ValidationFailed, VersionMismatch
+from shelfkeeper.location import service as location_service
+from shelfkeeper.tenant import service as tenant_service
+
+ITEM_SORT_FIELDS = {
+    "name": SortField("name", TEXT_FIELD),
+    "sku": SortField("sku", TEXT_FIELD),
+    "created_at": SortField("created_at", TIMESTAMP_FIELD),
+    "updated_at": SortField("updated_at", TIMESTAMP_FIELD),
+}
+MOVEMENT_SORT_FIELDS = {"created_at": SortField("created_at", TIMESTAMP_FIELD)}
+
+
+def _tenant(principal: Principal) -> str:
+    assert principal.tenant_id is not None
+    return principal.tenant_id
+
+
+def _item(row: Record) -> Item:
+    return Item(
+        id=row["id"],
+        sku=row["sku"],
+        name=row["name"],
+        description=row["description"],
+        attributes=row["attributes"],
+        variants=[Variant.model_validate(variant) for variant in row["variants"]],
+        stock=[StockLevel.model_validate(level) for level in row["stock"]],
+        low_stock_threshold=row["low_stock_threshold"],
+        allow_backorder=row["allow_backorder"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _variant(row: Record) -> Variant:
+    return Variant(
+        id=row["id"],
+        sku=row["sku"],
+        attributes=row["attributes"],
+        price=Decimal(row["price"]) if row["price"] is not None else None,
+        version=row["version"],
+    )
+
+
+def _level(row: Record) -> StockLevel:
+    return StockLevel(
+        variant_id=row["variant_id"],
+        location_id=row["location_id"],
+        on_hand=row["on_hand"],
+        reserved=row["reserved"],
+        available=row["on_hand"] - row["reserved"],
+        low_stock_threshold=row["low_stock_threshold"],
+        version=row["version"],
+    )
+
+
+def _movement(row: Record, *, id_column: str = "id") -> Movement:
+    return Movement(
+        id=row[id_column],
+        variant_id=row["variant_id"],
+        location_id=row["location_id"],
+        operation=Operation(row["operation"]),
+        quantity=row["quantity"],
+        on_hand_after=row["on_hand_after"],
+        reserved_after=row["reserved_after"],
+        reason=Reason(row["reason"]),
+        note=row["note"],
+        reference=row["reference"],
+        actor=row["actor"],
+        created_at=row["created_at"],
+    )
+
+
+def _invalid(
+    location: list[str | int], message: str, kind: str = "value_error"
+) -> ValidationFailed:
+    return ValidationFailed([{"loc": location, "msg": message, "type": kind}])
+
+
+# --- items ----------------------------------------------------------------------------
+
+
+async def create_item(db: Connection, principal: Principal, *, body: ItemCreate) -> Item:
+    """Create an item with its variants (or one default variant). Raises DuplicateSku (409)."""
+    tenant_id = _tenant(principal)
+    values = body.model_dump(include={"sku", "name", "description", "low_stock_threshold"})
+    values["attributes"] = body.attributes.model_dump()
+    values["allow_backorder"] = body.allow_backorder
+    item_id = await repository.insert_item(
+        db, tenant_id=tenant_id, values=values, actor=principal.actor
+    )
+    try:
+        if body.variants is None:
+            variant_id = await repository.insert_variant(
+                db,
+                tenant_id=tenant_id,
+                item_id=item_id,
+                sku=body.sku,
+                attributes={},
+                price=body.price,
+            )
+            await repository.register_sku(
+                db, tenant_id=tenant_id, sku=body.sku, item_id=item_id, variant_id=variant_id
+            )
+        else:
+            await repository.register_sku(
+                db, tenant_id=tenant_id, sku=body.sku, item_id=item_id, variant_id=None
+            )
+            for variant in body.variants:
+                await _add_variant(db, tenant_id=tenant_id, item_id=item_id, body=variant)
+    except repository.DuplicateSku as error:
+        raise DuplicateSku(f"SKU `{error.args[0]}` is already in use.") from error
+    return await get_item(db, principal, item_id=item_id)
+
+
+async def _add_variant(
+    db: Connection, *, tenant_id: str, item_id: UUID, body: VariantCreate
+) -> UUID:
+    variant_id = await repository.insert_variant(
+        db,
+        tenant_id=tenant_id,
+        item_id=item_id,
+        sku=body.sku,
+        attributes=body.attributes.model_dump(exclude_none=True),
+        price=body.price,
+    )
+    await repository.register_sku(
+        db, tenant_id=tenant_id, sku=body.sku, item_id=item_id, variant_id=variant_id
+    )
+    return variant_id
+
+
+async def get_item(db: Connection, principal: Principal, *, item_id: UUID) -> Item:
+    """Raises ItemNotFound (404), also for another tenant's item."""
+    row = await repository.get_item(db, tenant_id=_tenant(principal), item_id=item_id)
+    if row is None:
+        raise ItemNotFound()
+    return _item(row)
+
+
+async def list_items(
+    db: Connection,
+    principal: Principal,
+    *,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    sku: str | None = None,
+    query: str | None = None,
+    location_id: UUID | None = None,
+    low_stock: bool | None = None,
+) -> Page[Item]:
+    tenant_id = _tenant(principal)
+    page = keyset(sort=sort, fields=ITEM_SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=7)
+    default_threshold = None
+    if low_stock is not None:
+        tenant = await tenant_service.get(db, tenant_id=tenant_id)
+        default_threshold = tenant.settings.low_stock_threshold
+    rows = await repository.list_items(
+        db,
+        tenant_id=tenant_id,
+        keyset=page,
+        filters=repository.ItemFilter(
+            sku=sku,
+            query=query,
+            location_id=location_id,
+            low_stock=low_stock,
+            default_threshold=default_threshold,
+        ),
+    )
+    sort_name = sort.removeprefix("-")
+    return page_of(
+        [_item(row) for row in rows],
+        limit=limit,
+        sort=sort,
+        sort_value=lambda item: getattr(item, sort_name),
+        row_id=lambda item: item.id,
+    )
+
+
+async def update_item(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    body: ItemUpdate,
+    expected_version: int | None,
+) -> Item:
+    """Raises ItemNotFound (404) or VersionMismatch (412)."""
+    changes: dict[str, Any] = body.changes()
+    if body.attributes is not None:
+        changes["attributes"] = body.attributes.model_dump()
+    updated = await repository.update_item(
+        db,
+        tenant_id=_tenant(principal),
+        item_id=item_id,
+        changes=changes,
+        expected_version=expected_version,
+        actor=principal.actor,
+    )
+    if not updated:
+        await get_item(db, principal, item_id=item_id)
+        raise VersionMismatch("The item has changed since you read it.")
+    return await get_item(db, principal, item_id=item_id)
+
+
+async def delete_item(
+    db: Connection, principal: Principal, *, item_id: UUID, expected_version: int | None
+) -> None:
+    """Delete an item, its variants, levels and their ledger.
+
+    Raises ItemNotFound (404), ItemInUse (409) while any of its stock is reserved, or
+    VersionMismatch (412).
+    """
+    tenant_id = _tenant(principal)
+    reserved = await repository.item_reserved(db, tenant_id=tenant_id, item_id=item_id)
+    if reserved > 0:
+        raise ItemInUse(f"{reserved} units of this item are reserved.", reserved=reserved)
+    if not await repository.delete_item(
+        db, tenant_id=tenant_id, item_id=item_id, expected_version=expected_version
+    ):
+        await get_item(db, principal, item_id=item_id)
+        raise VersionMismatch("The item has changed since you read it.")
+
+
+# --- variants -------------------------------------------------------------------------
+
+
+async def list_variants(db: Connection, principal: Principal, *, item_id: UUID) -> list[Variant]:
+    rows = await repository.variants_of(db, tenant_id=_tenant(principal), item_id=item_id)
+    if not rows:
+        raise ItemNotFound()
+    return [_variant(row) for row in rows]
+
+
+async def get_variant(
+    db: Connection, principal: Principal, *, item_id: UUID, variant_id: UUID
+) -> Variant:
+    for variant in await list_variants(db, principal, item_id=item_id):
+        if variant.id == variant_id:
+            return variant
+    raise VariantNotFound()
+
+
+async def create_variant(
+    db: Connection, principal: Principal, *, item_id: UUID, body: VariantCreate
+) -> Variant:
+    """Raises ItemNotFound (404) or DuplicateSku (409)."""
+    await list_variants(db, principal, item_id=item_id)
+    try:
+        variant_id = await _add_variant(
+            db, tenant_id=_tenant(principal), item_id=item_id, body=body
+        )
+    except repository.DuplicateSku as error:
+        raise DuplicateSku(f"SKU `{body.sku}` is already in use.") from error
+    return await get_variant(db, principal, item_id=item_id, variant_id=variant_id)
+
+
+async def update_variant(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    variant_id: UUID,
+    body: VariantUpdate,
+    expected_version: int | None,
+) -> Variant:
+    """Raises VariantNotFound (404), DuplicateSku (409) or VersionMismatch (412)."""
+    tenant_id = _tenant(principal)
+    current = await get_variant(db, principal, item_id=item_id, variant_id=variant_id)
+    changes: dict[str, Any] = body.changes()
+    if body.attributes is not None:
+        changes["attributes"] = body.attributes.model_dump(exclude_none=True)
+    try:
+        if body.sku is not None and body.sku != current.sku:
+            await repository.register_sku(
+                db, tenant_id=tenant_id, sku=body.sku, item_id=item_id, variant_id=variant_id
+            )
+        row = await repository.update_variant(
+            db,
+            tenant_id=tenant_id,
+            item_id=item_id,
+            variant_id=variant_id,
+            changes=changes,
+            expected_version=expected_version,
+        )
+    except repository.DuplicateSku as error:
+        raise DuplicateSku(f"SKU `{body.sku}` is already in use.") from error
+    if row is None:
+        raise VersionMismatch("The variant has changed since you read it.")
+    if body.sku is not None and body.sku != current.sku:
+        await repository.unregister_sku(db, tenant_id=tenant_id, sku=current.sku)
+        item = await get_item(db, principal, item_id=item_id)
+        if item.sku == current.sku:  # the item keeps its own SKU
+            await repository.register_sku(
+                db, tenant_id=tenant_id, sku=current.sku, item_id=item_id, variant_id=None
+            )
+    return _variant(row)
+
+
+async def delete_variant(
+    db: Connection, principal: Principal, *, item_id: UUID, variant_id: UUID
+) -> None:
+    """Raises VariantNotFound (404), LastVariant (409) or ItemInUse (409)."""
+    tenant_id = _tenant(principal)
+    variants = await list_variants(db, principal, item_id=item_id)
+    current = next((variant for variant in variants if variant.id == variant_id), None)
+    if current is None:
+        raise VariantNotFound()
+    if len(variants) == 1:
+        raise LastVariant("Delete the item instead.")
+    reserved = await repository.variant_reserved(db, tenant_id=tenant_id, variant_id=variant_id)
+    if reserved > 0:
+        raise ItemInUse(f"{reserved} units of this variant are reserved.", reserved=reserved)
+    await repository.delete_variant(db, tenant_id=tenant_id, variant_id=variant_id)
+    item = await get_item(db, principal, item_id=item_id)
+    if item.sku == current.sku:
+        await repository.register_sku(
+            db, tenant_id=tenant_id, sku=current.sku, item_id=item_id, variant_id=None
+        )
+
+
+# --- stock ----------------------------------------------------------------------------
+
+
+async def _resolve_variant(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    variant_id: UUID | None,
+    sku: str | None,
+    location: list[str | int],
+) -> tuple[UUID, bool]:
+    """The variant an adjustment names, and whether its item allows backorders.
+
+    Raises ItemNotFound (404), or ValidationFailed (422) when the variant is unknown, when
+    `variant_id` and `sku` disagree, or when an item with several variants names none.
+    """
+    rows = await repository.variants_of(db, tenant_id=tenant_id, item_id=item_id)
+    if not rows:
+        raise ItemNotFound()
+    matches = [
+        row
+        for row in rows
+        if (variant_id is None or row["id"] == variant_id) and (sku is None or row["sku"] == sku)
+    ]
+    if variant_id is None and sku is None:
+        if len(rows) > 1:
+            raise _invalid(
+                [*location, "variant_id"], "This item has several variants; name one.", "missing"
+            )
+        matches = rows
+    if not matches:
+        raise _invalid(
+            [*location, "variant_id" if variant_id is not None else "sku"],
+            "No such variant of this item (or `variant_id` and `sku` disagree).",
+        )
+    return matches[0]["id"], matches[0]["allow_backorder"]
+
+
+async def _refusal(
+    db: Connection, *, tenant_id: str, change: repository.Change, location: list[str | int]
+) -> Problem:
+    """Explain why a stock change was refused (called only after it was)."""
+    level = await repository.get_level(
+        db, tenant_id=tenant_id, variant_id=change.variant_id, location_id=change.location_id
+    )
+    on_hand = level["on_hand"] if level else 0
+    reserved = level["reserved"] if level else 0
+    version = level["version"] if level else 0
+    if change.expected_version is not None and change.expected_version != version:
+        return VersionConflict(
+            f"The level is at version {version}, not {change.expected_version}.",
+            current_version=version,
+        )
+    if level is None and not await _location_exists(db, tenant_id, change.location_id):
+        return _invalid([*location, "location_id"], "No such location.")
+    if change.operation == Operation.RELEASE:
+        return InsufficientReserved(
+            f"Only {reserved} reserved; cannot release {change.quantity}.", reserved=reserved
+        )
+    if change.operation == Operation.SET:
+        return BelowReserved(
+            f"{reserved} units are reserved; the count cannot go below that.", reserved=reserved
+        )
+    available = on_hand - reserved
+    return InsufficientStock(
+        f"Only {available} available; {change.quantity} requested.",
+        available=available,
+        on_hand=on_hand,
+        requested=change.quantity,
+    )
+
+
+async def _location_exists(db: Connection, tenant_id: str, location_id: UUID) -> bool:
+    return await location_service.exists(db, tenant_id=tenant_id, location_id=location_id)
+
+
+async def _apply(
+    db: Connection,
+    principal: Principal,
+    *,
+    change: repository.Change,
+    location: list[str | int],
+) -> AdjustmentResult:
+    tenant_id = _tenant(principal)
+    try:
+        row = await repository.apply(db, tenant_id=tenant_id, change=change, actor=principal.actor)
+    except repository.UnknownLocation as error:
+        raise _invalid([*location, "location_id"], "No such location.") from error
+    if row is None:
+        raise await _refusal(db, tenant_id=tenant_id, change=change, location=location)
+    return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))
+
+
+def _change(
+    adjustment: StockAdjustment, variant_id: UUID, allow_backorder: bool
+) -> repository.Change:
+    return repository.Change(
+        variant_id=variant_id,
+        location_id=adjustment.location_id,
+        operation=adjustment.operation.value,
+        quantity=adjustment.quantity,
+        reason=adjustment.reason.value,
+        note=adjustment.note,
+        reference=adjustment.reference,
+        expected_version=adjustment.expected_version,
+        allow_backorder=allow_backorder,
+    )
+
+
+async def adjust(
+    db: Connection, principal: Principal, *, item_id: UUID, body: StockAdjustment
+) -> AdjustmentResult:
+    """Apply one stock operation atomically (one conditional statement plus its movement).
+
+    Raises ItemNotFound (404), ValidationFailed (422), InsufficientStock,
+    InsufficientReserved, BelowReserved or VersionConflict (409).
+    """
+    variant_id, allow_backorder = await _resolve_variant(
+        db,
+        tenant_id=_tenant(principal),
+        item_id=item_id,
+        variant_id=body.variant_id,
+        sku=body.sku,
+        location=["body"],
+    )
+    return await _apply(
+        db, principal, change=_change(body, variant_id, allow_backorder), location=["body"]
+    )
+
+
+async def adjust_batch(
+    db: Connection, principal: Principal, *, body: BatchAdjustments
+) -> BatchResult:
+    """Apply every adjustment or none.
+
+    Levels are changed in one global order (variant, location), so concurrent batches cannot
+    deadlock. Every line is tried, so the 409 lists each refused line with its reason.
+    """
+    tenant_id = _tenant(principal)
+    resolved: list[tuple[int, repository.Change]] = []
+    for index, adjustment in enumerate(body.adjustments):
+        variant_id, allow_backorder = await _resolve_variant(
+            db,
+            tenant_id=tenant_id,
+            item_id=adjustment.item_id,
+            variant_id=adjustment.variant_id,
+            sku=adjustment.sku,
+            location=["body", "adjustments", index],
+        )
+        resolved.append((index, _change(adjustment, variant_id, allow_backorder)))
+    ordered = sorted(resolved, key=lambda pair: (pair[1].variant_id, pair[1].location_id, pair[0]))
+    results: dict[int, AdjustmentResult] = {}
+    refusals: list[tuple[int, Problem]] = []
+    for index, change in ordered:
+        location: list[str | int] = ["body", "adjustments", index]
+        try:
+            results[index] = await _apply(db, principal, change=change, location=location)
+        except LINE_REFUSALS as refusal:
+            refusals.append((index, refusal))
+    if refusals:
+        raise _batch_refusal(sorted(refusals, key=lambda pair: pair[0]), total=len(ordered))
+    return BatchResult(results=[results[index] for index in range(len(body.adjustments))])
+
+
+LINE_REFUSALS: tuple[type[Problem], ...] = (ValidationFailed, *STOCK_REFUSALS)
+
+
+def _batch_refusal(refusals: list[tuple[int, Problem]], *, total: int) -> Problem:
+    """One problem for a refused batch: 422 if any line names an unknown location, else the
+    first refused line's 409, with every refused line under `lines`."""
+    invalid = [refusal for _, refusal in refusals if isinstance(refusal, ValidationFailed)]
+    if invalid:
+        return ValidationFailed(
+            [error for refusal in invalid for error in refusal.extensions["errors"]]
+        )
+    lines = [
+        {"index": index, "type": refusal.document(None)["type"], **refusal.extensions}
+        | {"detail": refusal.detail}
+        for index, refusal in refusals
+    ]
+    first = refusals[0][1]
+    return type(first)(
+        f"{len(refusals)} of {total} adjustments were refused; nothing was changed.",
+        lines=lines,
+    )
+
+
+async def transfer(db: Connection, principal: Principal, *, body: TransferCreate) -> Transfer:
+    """Move available stock between two locations atomically (two movements).
+
+    Raises VariantNotFound/ValidationFailed (422) or InsufficientStock (409).
+    """
+    tenant_id = _tenant(principal)
+    if body.variant_id is not None:
+        variant = await repository.get_variant(db, tenant_id=tenant_id, variant_id=body.variant_id)
+        if variant is not None and body.sku is not None and variant["sku"] != body.sku:
+            variant = None
+    else:
+        assert body.sku is not None
+        variant = await repository.resolve_sku(db, tenant_id=tenant_id, sku=body.sku)
+    if variant is None:
+        raise _invalid(["body", "variant_id" if body.variant_id else "sku"], "No such variant.")
+    transfer_id = uuid.uuid4()
+    reference = body.reference or f"transfer:{transfer_id}"
+    legs = [
+        (body.from_location_id, Operation.SUBTRACT),
+        (body.to_location_id, Operation.ADD),
+    ]
+    movements: dict[Operation, Movement] = {}
+    for location_id, operation in sorted(legs, key=lambda leg: leg[0]):
+        change = repository.Change(
+            variant_id=variant["id"],
+            location_id=location_id,
+            operation=operation.value,
+            quantity=body.quantity,
+            reason=Reason.TRANSFER.value,
+            note=body.note,
+            reference=reference,
+            expected_version=None,
+            allow_backorder=False,
+        )
+        field = "from_location_id" if operation == Operation.SUBTRACT else "to_location_id"
+        try:
+            result = await _apply(db, principal, change=change, location=["body"])
+        except ValidationFailed as error:
+            raise _invalid(["body", field], "No such location.") from error
+        movements[operation] = result.movement
+    return Transfer(
+        id=transfer_id,
+        variant_id=variant["id"],
+        from_location_id=body.from_location_id,
+        to_location_id=body.to_location_id,
+        quantity=body.quantity,
+        movements=[movements[Operation.SUBTRACT], movements[Operation.ADD]],
+    )
+
+
+async def list_movements(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    cursor: str | None,
+    limit: int,
+    sort: str = "-created_at",
+    location_id: UUID | None = None,
+    variant_id: UUID | None = None,
+) -> Page[Movement]:
+    tenant_id = _tenant(principal)
+    await get_item(db, principal, item_id=item_id)
+    page = keyset(
+        sort=sort, fields=MOVEMENT_SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=5
+    )
+    rows = await repository.list_movements(
+        db,
+        tenant_id=tenant_id,
+        item_id=item_id,
+        location_id=location_id,
+        variant_id=variant_id,
+        keyset=page,
+    )
+    return page_of(
+        [_movement(row) for row in rows],
+        limit=limit,
+        sort=sort,
+        sort_value=lambda movement: movement.created_at,
+        row_id=lambda movement: movement.id,
+    )
