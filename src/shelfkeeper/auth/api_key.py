@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 PREFIX = "sk_"
 SHOWN_PREFIX_LENGTH = 8
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,13 @@ def looks_like_key(token: str) -> bool:
 
 
 def parse(token: str) -> PresentedKey | None:
-    """The tenant and hash of a presented key, or None when it is not shaped like one."""
+    """The tenant and hash of a presented key, or None when it is not shaped like one.
+
+    The patterns must match whole strings: `$` would also accept a trailing newline.
+    """
+    if not looks_like_key(token):
+        return None
     tenant_id, _, secret = token.removeprefix(PREFIX).partition("_")
-    if not TENANT_PATTERN.match(tenant_id) or not SECRET_PATTERN.match(secret):
+    if not TENANT_PATTERN.fullmatch(tenant_id) or not SECRET_PATTERN.fullmatch(secret):
         return None
     return PresentedKey(tenant_id=tenant_id, hash=hash_key(token))

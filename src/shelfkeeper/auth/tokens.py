@@ -13,15 +13,40 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shelfkeeper.config import Settings
 
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256"})
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+KEY_TYPES: dict[str, type[PublicKey]] = {
+    "RS256": rsa.RSAPublicKey,
+    "ES256": ec.EllipticCurvePublicKey,
+}
+"""The key type each asymmetric algorithm verifies with."""
+
 
 class InvalidToken(Exception):
     """The token is not one we accept; the message says why (safe to show the caller)."""
+
+
+def load_public_key(pem: str) -> PublicKey:
+    """The identity provider's configured public key.
+
+    Raises ValueError, at startup, when it is not an RSA or EC public key in PEM: a broken
+    key must stop the service rather than refuse every token as if the tokens were at fault.
+    """
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise ValueError("The configured JWT public key is not a PEM public key.") from error
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ValueError("The configured JWT public key must be an RSA or EC key.")
+    return key
 
 
 def issue_token(
@@ -59,7 +84,9 @@ class TokenVerifier:
             if settings.jwt_jwks_url
             else None
         )
-        self.public_key = settings.jwt_public_key
+        self.public_key = (
+            load_public_key(settings.jwt_public_key) if settings.jwt_public_key else None
+        )
 
     async def verify(self, token: str) -> dict[str, Any]:
         """Return the verified claims. Raises InvalidToken."""
@@ -85,6 +112,10 @@ class TokenVerifier:
             raise InvalidToken("Token expired.") from error
         except jwt.InvalidTokenError as error:
             raise InvalidToken(f"Token rejected: {error}.") from error
+        except jwt.InvalidKeyError as error:
+            # The key suits the algorithm's family but not this token (an ES256 token against a
+            # P-384 key): the token's fault, not the server's.
+            raise InvalidToken("Token algorithm does not match the key.") from error
         return claims
 
     async def _key_for(self, algorithm: str, token: str) -> Any:
@@ -100,7 +131,12 @@ class TokenVerifier:
                 raise InvalidToken("No matching key in the identity provider's JWKS.") from error
             except jwt.InvalidTokenError as error:
                 raise InvalidToken("Malformed token.") from error
-            return signing_key.key
-        if self.public_key:
+            # The PyJWK itself, not its bare key: PyJWT then refuses a token whose `alg` is not
+            # the algorithm of the key its `kid` names (an RS256 token naming an EC key).
+            return signing_key
+        if self.public_key is not None:
+            # PyJWT fails with a TypeError, not a token error, for a key of the wrong type.
+            if not isinstance(self.public_key, KEY_TYPES[algorithm]):
+                raise InvalidToken("Token algorithm does not match the configured key.")
             return self.public_key
         raise InvalidToken("No key configured for asymmetric tokens.")
