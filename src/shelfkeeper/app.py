@@ -23,18 +23,18 @@ from shelfkeeper.config import Settings
 from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
 from shelfkeeper.inventory.endpoints import router as inventory_router
-from shelfkeeper.kit import handlers
+from shelfkeeper.kit import handlers, idempotency
 from shelfkeeper.kit.middleware import RequestContextMiddleware
 from shelfkeeper.kit.problems import (
     PROBLEM_MEDIA_TYPE,
     BadRequest,
     InternalError,
     PayloadTooLarge,
+    Problem,
     ProblemDocument,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
-    problem_responses,
 )
 from shelfkeeper.location.endpoints import router as location_router
 from shelfkeeper.tenant.endpoints import router as tenant_router
@@ -91,23 +91,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        # Any request may be too large or meet an unexpected failure.
-        responses=problem_responses(PayloadTooLarge, InternalError),
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     if database is not None:
         app.state.database = database
 
-    api = APIRouter(
-        prefix=API_PREFIX,
-        # Every API operation authenticates and parses its input: a body that is not even
-        # text (400), a missing or bad credential (401), a body that is not JSON (415), or
-        # input that breaks the schema (422).
-        responses=problem_responses(
-            BadRequest, Unauthorized, UnsupportedMediaType, ValidationFailed
-        ),
-    )
+    api = APIRouter(prefix=API_PREFIX)
     api.include_router(tenant_router)
     api.include_router(api_key_router)
     api.include_router(location_router)
@@ -162,11 +152,43 @@ def add_docs(app: FastAPI) -> None:
             swagger_js_url="/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/docs/assets/swagger-ui.css",
             swagger_favicon_url="/docs/assets/favicon-32x32.png",
+            # Swagger UI would otherwise send the document to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
 
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: a repeat with the same key and body within 24 hours "
+    "replays the first response (with `Idempotent-Replayed: true`) instead of acting twice. "
+    "Keys are scoped to the tenant.",
+    # `idempotency.KEY_PATTERN`: 1 to 255 printable ASCII characters.
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+}
+
+EVERY_OPERATION_PROBLEMS: tuple[type[Problem], ...] = (PayloadTooLarge, InternalError)
+"""Any request may be too large (413, by `Content-Length`) or meet an unexpected failure."""
+API_PROBLEMS: tuple[type[Problem], ...] = (Unauthorized, ValidationFailed)
+"""Every API operation authenticates (401) and validates its parameters (422)."""
+BODY_PROBLEMS: tuple[type[Problem], ...] = (BadRequest, UnsupportedMediaType, ValidationFailed)
+"""An operation with a JSON body may find it unreadable (400), not JSON (415) or invalid (422)."""
+IDEMPOTENT_PROBLEMS: tuple[type[Problem], ...] = (
+    idempotency.IdempotencyKeyInFlight,
+    idempotency.IdempotencyKeyReuse,
+)
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with every error response published as problem+json."""
+    """FastAPI's document, completed with what no endpoint declares itself.
+
+    The problems every operation may answer are added here, in one place: FastAPI merges
+    router-level and endpoint-level `responses` by status, so an endpoint's own 404 or 422
+    would hide the shared ones. `POST` and `PATCH` operations of the API also declare the
+    `Idempotency-Key` header (handled by the route class) and its problems. Every error
+    response is published as `application/problem+json`.
+    """
     if app.openapi_schema is not None:
         return app.openapi_schema
     document = get_openapi(
@@ -177,13 +199,36 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         servers=[{"url": "/"}],
     )
     problem_ref = {"$ref": "#/components/schemas/ProblemDocument"}
-    for path_item in document.get("paths", {}).values():
-        for operation in path_item.values():
-            for status, response in operation.get("responses", {}).items():
+    for path, path_item in document.get("paths", {}).items():
+        for method, operation in path_item.items():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            problems = list(EVERY_OPERATION_PROBLEMS)
+            if path.startswith(API_PREFIX + "/"):
+                problems += API_PROBLEMS
+                if "requestBody" in operation:
+                    problems += BODY_PROBLEMS
+                if method in ("post", "patch"):
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+                    problems += IDEMPOTENT_PROBLEMS
+            for problem in problems:
+                mention_problem(responses, problem)
+            for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
+            operation["responses"] = dict(sorted(responses.items()))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = document
     return document
+
+
+def mention_problem(responses: dict[str, Any], problem: type[Problem]) -> None:
+    """Add `problem` to the description of its status's response (creating the response)."""
+    response = responses.setdefault(str(problem.status), {"description": ""})
+    description = response.get("description") or ""
+    if description == "Validation Error":  # FastAPI's own wording for its 422
+        description = ""
+    if f"`{problem.slug}`" not in description:
+        mention = f"`{problem.slug}`: {problem.title}"
+        response["description"] = " / ".join(filter(None, [description, mention]))

@@ -1,39 +1,146 @@
-"""The `shelfkeeper` command line."""
+"""The `shelfkeeper` command line.
+
+Commands that need the database use `DATABASE_URL`, or else the embedded PostgreSQL in the
+data directory: started for the command, or joined when another process already runs it,
+and left when the command ends; the last process to leave stops it.
+
+SIGINT and SIGTERM end a command by raising `Interrupted` (a `SystemExit`), so the embedded
+database is left on every way out. `serve` lets uvicorn shut down gracefully first and then
+exits with status 0.
+
+Alembic (`shelfkeeper.db.migrate`) takes most of a second to import, so only the commands
+that migrate import it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, TypeAlias
 
 import click
+from pydantic import ValidationError
 
 from shelfkeeper.auth.principal import TENANT_ROLES, Role
 from shelfkeeper.auth.tokens import issue_token
 from shelfkeeper.config import Settings
-from shelfkeeper.db import embedded, migrate
+from shelfkeeper.db import embedded
 from shelfkeeper.db.database import PLATFORM_SCOPE, Database
+from shelfkeeper.db.rls import SERVICE_ROLE
 from shelfkeeper.kit.problems import Problem
 from shelfkeeper.tenant import service as tenant_service
 from shelfkeeper.tenant.schemas import TenantCreate
 
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SignalHandler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 
-def database_url(settings: Settings) -> str:
+
+class Interrupted(SystemExit):
+    """SIGINT or SIGTERM arrived; the process exits with status 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class ShutdownSignals:
+    """Turns the first SIGINT or SIGTERM into `Interrupted`; later ones are ignored.
+
+    Ignoring the later ones keeps a second Ctrl-C from cutting short the stop of the
+    embedded database. Inside `deferred()` the signal is only noted, and raised when the
+    block ends, so that starting or stopping PostgreSQL is never abandoned halfway.
+    """
+
+    def __init__(self) -> None:
+        self.acted = False  # a signal was turned into `Interrupted`
+        self.pending: int | None = None  # a signal noted inside `deferred()`
+        self.deferring = False
+
+    def install(self) -> dict[signal.Signals, SignalHandler]:
+        """Handle the signals from now on; returns the handlers it replaced."""
+        self.acted, self.pending, self.deferring = False, None, False
+        return {sig: signal.signal(sig, self.handle) for sig in SHUTDOWN_SIGNALS}
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.acted or self.pending is not None:
+            return
+        if self.deferring:
+            self.pending = signum
+            return
+        self.acted = True
+        raise Interrupted(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self.acted = True
+            raise Interrupted(signum)
+
+
+shutdown_signals = ShutdownSignals()
+
+
+@contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
     """`DATABASE_URL`, or the embedded PostgreSQL's (started, or joined if already running).
 
-    The embedded server stops when the last process using it exits.
+    On the way out, however it is taken, this process leaves the embedded server, which
+    stops if no other process uses it.
     """
     if settings.database_url is not None:
-        return settings.database_url
-    server = embedded.start_embedded(settings.data_dir)
-    click.echo(f"embedded PostgreSQL in {settings.data_dir.resolve() / 'postgres'}", err=True)
-    return server.get_uri()
+        yield settings.database_url
+        return
+    server = None
+    try:
+        with shutdown_signals.deferred():
+            server = embedded.start_embedded(settings.data_dir)
+        click.echo(f"embedded PostgreSQL in {server.pgdata}", err=True)
+        yield server.get_uri()
+    finally:
+        if server is not None:
+            with shutdown_signals.deferred():
+                embedded.stop_embedded(server)
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """A database that cannot be reached or used ends the command with one line, not a
+    traceback (connection refused, unknown database, authentication failed, ...)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as error:  # raised through alembic
+        raise click.ClickException(f"database: {error.orig}") from error
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise click.ClickException(f"database: {error}") from error
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Shelfkeeper: multi-tenant inventory and order tracking."""
+    previous = shutdown_signals.install()
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python; nothing to restore
+                signal.signal(sig, handler)
+
+    context.call_on_close(restore)
 
 
 @main.command()
@@ -44,32 +151,46 @@ def serve(host: str, port: int, workers: int) -> None:
     """Migrate the database and serve the API."""
     import uvicorn
 
-    settings = Settings()
-    dsn = database_url(settings)
-    migrate.upgrade(dsn)
-    os.environ["DATABASE_URL"] = dsn  # the workers join the same database
-    uvicorn.run(
-        "shelfkeeper.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-        server_header=False,
-    )
+    from shelfkeeper.db import migrate
+
+    with database_url(Settings()) as dsn:
+        with database_errors():
+            migrate.upgrade(dsn)
+        os.environ["DATABASE_URL"] = dsn  # the app (and every worker process) joins it
+        try:
+            uvicorn.run(
+                "shelfkeeper.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                loop="uvloop",
+                http="httptools",
+                proxy_headers=False,
+                server_header=False,
+            )
+        except Interrupted:
+            # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again
+            # for the previous handler (ours): the shutdown asked for is done.
+            pass
 
 
 @main.command(name="migrate")
 @click.option("--check", is_flag=True, help="Only check that the schema matches the models.")
 def migrate_command(check: bool) -> None:
     """Apply schema migrations to the configured database."""
-    dsn = database_url(Settings())
-    if check:
-        migrate.check(dsn)
-    else:
-        migrate.upgrade(dsn)
+    from alembic.util import CommandError
+
+    from shelfkeeper.db import migrate
+
+    with database_url(Settings()) as dsn, database_errors():
+        try:
+            if check:
+                migrate.check(dsn)
+            else:
+                migrate.upgrade(dsn)
+        except CommandError as error:  # also alembic's "new upgrade operations detected"
+            raise click.ClickException(str(error)) from error
     click.echo("ok")
 
 
@@ -82,17 +203,18 @@ def tenants() -> None:
 @click.argument("tenant_id")
 @click.option("--name", required=True)
 def create_tenant(tenant_id: str, name: str) -> None:
-    """Create a tenant."""
-    settings = Settings()
-    dsn = database_url(settings)
-    migrate.upgrade(dsn)
+    """Create a tenant (the id: lowercase letters, digits and `-`, 2 to 63 long)."""
     try:
         body = TenantCreate(id=tenant_id, name=name)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
+    except ValidationError as error:
+        first = error.errors()[0]
+        option = {"id": "'TENANT_ID'", "name": "'--name'"}.get(str(first["loc"][0]))
+        raise click.BadParameter(first["msg"], param_hint=option) from None
 
-    async def run() -> str:
-        database = await Database.connect(dsn, role=migrate.SERVICE_ROLE, min_size=1, max_size=1)
+    from shelfkeeper.db import migrate  # only now: a refused request does not wait for it
+
+    async def run(dsn: str) -> str:
+        database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=1)
         try:
             async with database.tenant_transaction(PLATFORM_SCOPE) as db:
                 tenant = await tenant_service.create(db, body=body)
@@ -100,11 +222,14 @@ def create_tenant(tenant_id: str, name: str) -> None:
             await database.close()
         return tenant.model_dump_json(indent=2)
 
-    try:
-        click.echo(asyncio.run(run()))
-    except Problem as problem:
-        click.echo(json.dumps(problem.document(None)), err=True)
-        sys.exit(1)
+    with database_url(Settings()) as dsn, database_errors():
+        migrate.upgrade(dsn)
+        try:
+            created = asyncio.run(run(dsn))
+        except Problem as problem:
+            click.echo(json.dumps(problem.document(None)), err=True)
+            sys.exit(1)
+    click.echo(created)
 
 
 @main.command()
@@ -136,3 +261,7 @@ def token(
     click.echo(
         issue_token(settings, subject=subject, tenant_id=tenant_id, roles=[role], ttl_seconds=ttl)
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -49,7 +49,8 @@ def read_or_create_secret(path: Path) -> str:
     """Return the secret stored at `path`, creating it (mode 0600) the first time.
 
     The secret is written to a private temporary file and hard-linked into place, so two
-    processes starting together agree on one complete key.
+    processes (or threads) starting together agree on one complete key. Raises
+    RuntimeError if the file is empty: signing with an empty key would accept forgeries.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -63,4 +64,7 @@ def read_or_create_secret(path: Path) -> str:
             pass
         finally:
             temporary.unlink()
-    return path.read_text().strip()
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; remove it to have a new secret generated")
+    return secret

@@ -23,6 +23,11 @@ class ItemInUse(Conflict):
     title = "Item has reserved stock"
 
 
+class BackordersOutstanding(Conflict):
+    slug = "backorders-outstanding"
+    title = "More stock is reserved than on hand"
+
+
 class LastVariant(Conflict):
     slug = "last-variant"
     title = "An item keeps at least one variant"
@@ -46,11 +51,3 @@ class BelowReserved(Conflict):
 class VersionConflict(Conflict):
     slug = "version-conflict"
     title = "Stock level changed since you read it"
-
-
-STOCK_REFUSALS: tuple[type[Conflict], ...] = (
-    InsufficientStock,
-    InsufficientReserved,
-    BelowReserved,
-    VersionConflict,
-)

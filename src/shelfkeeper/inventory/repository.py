@@ -51,6 +51,10 @@ class UnknownLocation(Exception):
     pass
 
 
+class Oversold(Exception):
+    """Levels of the item have more reserved than on hand (by `args[0]` units in all)."""
+
+
 # --- items and variants ---------------------------------------------------------------
 
 
@@ -133,6 +137,12 @@ async def get_item(db: Connection, *, tenant_id: str, item_id: UUID) -> Record |
     )
 
 
+def _contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching names that contain `text` literally (`%`, `_` included)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 @dataclass(frozen=True)
 class ItemFilter:
     sku: str | None = None
@@ -151,7 +161,7 @@ async def list_items(
         WHERE tenant_id = $1
           AND ($2::text IS NULL OR id IN (SELECT item_id FROM sku
                                           WHERE tenant_id = $1 AND sku = $2))
-          AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+          AND ($3::text IS NULL OR name ILIKE $3)
           AND ($4::uuid IS NULL OR EXISTS (
                 SELECT 1 FROM stock_level s JOIN variant v
                   ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
@@ -168,7 +178,7 @@ async def list_items(
         """,
         tenant_id,
         filters.sku,
-        filters.query,
+        _contains_pattern(filters.query) if filters.query is not None else None,
         filters.location_id,
         filters.low_stock,
         filters.default_threshold,
@@ -188,7 +198,9 @@ async def update_item(
     """Apply `changes`; False when the item is missing or not at `expected_version`.
 
     A change of `allow_backorder` is copied onto the item's stock levels in the same
-    transaction (their CHECK constraint reads it).
+    transaction (their CHECK constraint reads it), after locking them in the global
+    (variant, location) order that every stock change follows. Raises Oversold when
+    backorders are turned off while a level has more reserved than on hand.
     """
     assignments = "".join(f"{column} = ${index}, " for index, column in enumerate(changes, start=5))
     status = await db.execute(
@@ -205,6 +217,21 @@ async def update_item(
     if status == "UPDATE 0":
         return False
     if "allow_backorder" in changes:
+        oversold: int = await db.fetchval(
+            """
+            SELECT coalesce(sum(greatest(reserved - on_hand, 0)), 0)::bigint FROM (
+                SELECT s.on_hand, s.reserved FROM stock_level s
+                WHERE s.tenant_id = $1
+                  AND s.variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
+                ORDER BY s.variant_id, s.location_id
+                FOR UPDATE
+            ) AS locked
+            """,
+            tenant_id,
+            item_id,
+        )
+        if not changes["allow_backorder"] and oversold > 0:
+            raise Oversold(oversold)
         await db.execute(
             """
             UPDATE stock_level SET allow_backorder = $3
@@ -222,7 +249,7 @@ async def item_reserved(db: Connection, *, tenant_id: str, item_id: UUID) -> int
     """Units reserved across the item's levels, locking them against new reservations."""
     reserved: int = await db.fetchval(
         """
-        SELECT coalesce(sum(reserved), 0) FROM (
+        SELECT coalesce(sum(reserved), 0)::bigint FROM (
             SELECT s.reserved FROM stock_level s
             WHERE s.tenant_id = $1
               AND s.variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
@@ -297,7 +324,7 @@ async def delete_variant(db: Connection, *, tenant_id: str, variant_id: UUID) ->
 async def variant_reserved(db: Connection, *, tenant_id: str, variant_id: UUID) -> int:
     reserved: int = await db.fetchval(
         """
-        SELECT coalesce(sum(reserved), 0) FROM (
+        SELECT coalesce(sum(reserved), 0)::bigint FROM (
             SELECT reserved FROM stock_level WHERE tenant_id = $1 AND variant_id = $2
             ORDER BY location_id FOR UPDATE
         ) AS locked
@@ -413,9 +440,12 @@ async def apply(db: Connection, *, tenant_id: str, change: Change, actor: str) -
     """Apply one stock change and write its movement, in one statement.
 
     Returns the level and movement, or None when the operation's condition (or the expected
-    version) refused it. Raises UnknownLocation when the location does not exist.
+    version) refused it. `expected_version` 0 names a level that does not exist yet (every
+    existing level is at version 1 or more). Raises UnknownLocation when a level would be
+    created at a location that does not exist; the statement failed, so the transaction is
+    aborted and can run nothing more.
     """
-    may_create = change.operation in CREATES and change.expected_version is None
+    may_create = change.operation in CREATES and change.expected_version in (None, 0)
     if change.operation == "reserve" and not change.allow_backorder:
         may_create = False
     statement = (UPSERT_STATEMENTS if may_create else UPDATE_STATEMENTS)[change.operation]

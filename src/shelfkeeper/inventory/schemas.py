@@ -8,12 +8,22 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
 from shelfkeeper.kit.schemas import PatchModel, RequestModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 MAX_QUANTITY = 1_000_000_000
+MAX_VERSION = 2**31 - 1
+"""Versions are `integer` columns; no larger number can be a level's version."""
+
+
+def _decimal_text(value: Any) -> Any:
+    """Money arrives as a decimal string: a JSON number may already have lost digits."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError('give money as a decimal string, e.g. "19.99"')
+    return value
+
 
 Sku = Annotated[
     str,
@@ -26,11 +36,13 @@ Sku = Annotated[
 ]
 Money = Annotated[
     Decimal,
+    BeforeValidator(_decimal_text),
     Field(ge=0, max_digits=15, decimal_places=4, examples=["19.99"]),
     PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str),
 ]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
-Threshold = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+Threshold = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class VariantAttributes(RequestModel):
@@ -87,7 +99,7 @@ class ItemCreate(RequestModel):
     description: str | None = Field(default=None, max_length=10_000)
     attributes: ItemAttributes = Field(default_factory=ItemAttributes)
     low_stock_threshold: Threshold | None = None
-    allow_backorder: bool = False
+    allow_backorder: Flag = False
     price: Money | None = Field(
         default=None, description="Price of the default variant (when `variants` is omitted)."
     )
@@ -116,7 +128,7 @@ class ItemUpdate(PatchModel):
     description: str | None = Field(default=None, max_length=10_000)
     attributes: ItemAttributes | None = None
     low_stock_threshold: Threshold | None = None
-    allow_backorder: bool | None = None
+    allow_backorder: Flag | None = None
 
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"description", "low_stock_threshold"})
 
@@ -177,14 +189,21 @@ class Reason(StrEnum):
 
 class StockAdjustment(RequestModel):
     operation: Operation
-    quantity: int = Field(ge=0, le=MAX_QUANTITY, description=">= 1; >= 0 for `set`.")
+    quantity: int = Field(strict=True, ge=0, le=MAX_QUANTITY, description=">= 1; >= 0 for `set`.")
     location_id: UUID
     variant_id: UUID | None = None
     sku: Sku | None = None
     reason: Reason = Reason.OTHER
     note: str | None = Field(default=None, max_length=2000)
     reference: str | None = Field(default=None, max_length=500, examples=["po:2026-0042"])
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=MAX_VERSION,
+        description="The level's current `version` (0: the level does not exist yet); "
+        "another → 409 `version-conflict`.",
+    )
 
     @model_validator(mode="after")
     def _quantity_for_operation(self) -> Self:

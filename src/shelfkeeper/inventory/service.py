@@ -11,7 +11,7 @@ from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.inventory import repository
 from shelfkeeper.inventory.errors import (
-    STOCK_REFUSALS,
+    BackordersOutstanding,
     BelowReserved,
     DuplicateSku,
     InsufficientReserved,
@@ -230,18 +230,26 @@ async def update_item(
     body: ItemUpdate,
     expected_version: int | None,
 ) -> Item:
-    """Raises ItemNotFound (404) or VersionMismatch (412)."""
+    """Raises ItemNotFound (404), VersionMismatch (412), or BackordersOutstanding (409) when
+    backorders are turned off while more is reserved than on hand somewhere."""
     changes: dict[str, Any] = body.changes()
     if body.attributes is not None:
         changes["attributes"] = body.attributes.model_dump()
-    updated = await repository.update_item(
-        db,
-        tenant_id=_tenant(principal),
-        item_id=item_id,
-        changes=changes,
-        expected_version=expected_version,
-        actor=principal.actor,
-    )
+    try:
+        updated = await repository.update_item(
+            db,
+            tenant_id=_tenant(principal),
+            item_id=item_id,
+            changes=changes,
+            expected_version=expected_version,
+            actor=principal.actor,
+        )
+    except repository.Oversold as error:
+        oversold = error.args[0]
+        raise BackordersOutstanding(
+            f"{oversold} reserved units are not on hand; release them or add stock first.",
+            oversold=oversold,
+        ) from error
     if not updated:
         await get_item(db, principal, item_id=item_id)
         raise VersionMismatch("The item has changed since you read it.")
@@ -403,6 +411,10 @@ async def _resolve_variant(
     return matches[0]["id"], matches[0]["allow_backorder"]
 
 
+def _unknown_location(location: list[str | int]) -> ValidationFailed:
+    return _invalid([*location, "location_id"], "No such location.")
+
+
 async def _refusal(
     db: Connection, *, tenant_id: str, change: repository.Change, location: list[str | int]
 ) -> Problem:
@@ -410,6 +422,8 @@ async def _refusal(
     level = await repository.get_level(
         db, tenant_id=tenant_id, variant_id=change.variant_id, location_id=change.location_id
     )
+    if level is None and not await _location_exists(db, tenant_id, change.location_id):
+        return _unknown_location(location)
     on_hand = level["on_hand"] if level else 0
     reserved = level["reserved"] if level else 0
     version = level["version"] if level else 0
@@ -418,8 +432,6 @@ async def _refusal(
             f"The level is at version {version}, not {change.expected_version}.",
             current_version=version,
         )
-    if level is None and not await _location_exists(db, tenant_id, change.location_id):
-        return _invalid([*location, "location_id"], "No such location.")
     if change.operation == Operation.RELEASE:
         return InsufficientReserved(
             f"Only {reserved} reserved; cannot release {change.quantity}.", reserved=reserved
@@ -441,6 +453,28 @@ async def _location_exists(db: Connection, tenant_id: str, location_id: UUID) ->
     return await location_service.exists(db, tenant_id=tenant_id, location_id=location_id)
 
 
+async def _try(
+    db: Connection,
+    principal: Principal,
+    *,
+    change: repository.Change,
+    location: list[str | int],
+) -> AdjustmentResult | Problem:
+    """Apply one change: its result, or the problem explaining why it was refused.
+
+    Raises ValidationFailed (422) when a level would be created at an unknown location;
+    that statement failed, so the transaction can run nothing more.
+    """
+    tenant_id = _tenant(principal)
+    try:
+        row = await repository.apply(db, tenant_id=tenant_id, change=change, actor=principal.actor)
+    except repository.UnknownLocation as error:
+        raise _unknown_location(location) from error
+    if row is None:
+        return await _refusal(db, tenant_id=tenant_id, change=change, location=location)
+    return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))
+
+
 async def _apply(
     db: Connection,
     principal: Principal,
@@ -448,14 +482,11 @@ async def _apply(
     change: repository.Change,
     location: list[str | int],
 ) -> AdjustmentResult:
-    tenant_id = _tenant(principal)
-    try:
-        row = await repository.apply(db, tenant_id=tenant_id, change=change, actor=principal.actor)
-    except repository.UnknownLocation as error:
-        raise _invalid([*location, "location_id"], "No such location.") from error
-    if row is None:
-        raise await _refusal(db, tenant_id=tenant_id, change=change, location=location)
-    return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))
+    """Apply one change or raise the problem explaining its refusal (409 or 422)."""
+    outcome = await _try(db, principal, change=change, location=location)
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
 
 
 def _change(
@@ -500,36 +531,56 @@ async def adjust_batch(
 ) -> BatchResult:
     """Apply every adjustment or none.
 
-    Levels are changed in one global order (variant, location), so concurrent batches cannot
-    deadlock. Every line is tried, so the 409 lists each refused line with its reason.
+    Every line is checked first: an unknown item, variant or location is a 422 listing each
+    such line. Levels are then changed in one global order (variant, location), so
+    concurrent batches cannot deadlock. Every line is tried, so the 409 lists each refused
+    line with its reason; a refused batch changes nothing (the transaction rolls back).
     """
     tenant_id = _tenant(principal)
     resolved: list[tuple[int, repository.Change]] = []
+    errors: list[dict[str, Any]] = []
+    known_locations: dict[UUID, bool] = {}
     for index, adjustment in enumerate(body.adjustments):
-        variant_id, allow_backorder = await _resolve_variant(
-            db,
-            tenant_id=tenant_id,
-            item_id=adjustment.item_id,
-            variant_id=adjustment.variant_id,
-            sku=adjustment.sku,
-            location=["body", "adjustments", index],
-        )
+        location: list[str | int] = ["body", "adjustments", index]
+        try:
+            variant_id, allow_backorder = await _resolve_variant(
+                db,
+                tenant_id=tenant_id,
+                item_id=adjustment.item_id,
+                variant_id=adjustment.variant_id,
+                sku=adjustment.sku,
+                location=location,
+            )
+        except ItemNotFound:
+            errors.append(
+                {"loc": [*location, "item_id"], "msg": "No such item.", "type": "value_error"}
+            )
+            continue
+        except ValidationFailed as invalid:
+            errors.extend(invalid.extensions["errors"])
+            continue
+        if adjustment.location_id not in known_locations:
+            known_locations[adjustment.location_id] = await _location_exists(
+                db, tenant_id, adjustment.location_id
+            )
+        if not known_locations[adjustment.location_id]:
+            errors.extend(_unknown_location(location).extensions["errors"])
+            continue
         resolved.append((index, _change(adjustment, variant_id, allow_backorder)))
+    if errors:
+        raise ValidationFailed(errors)
     ordered = sorted(resolved, key=lambda pair: (pair[1].variant_id, pair[1].location_id, pair[0]))
     results: dict[int, AdjustmentResult] = {}
     refusals: list[tuple[int, Problem]] = []
     for index, change in ordered:
-        location: list[str | int] = ["body", "adjustments", index]
-        try:
-            results[index] = await _apply(db, principal, change=change, location=location)
-        except LINE_REFUSALS as refusal:
-            refusals.append((index, refusal))
+        outcome = await _try(db, principal, change=change, location=["body", "adjustments", index])
+        if isinstance(outcome, Problem):
+            refusals.append((index, outcome))
+        else:
+            results[index] = outcome
     if refusals:
         raise _batch_refusal(sorted(refusals, key=lambda pair: pair[0]), total=len(ordered))
     return BatchResult(results=[results[index] for index in range(len(body.adjustments))])
-
-
-LINE_REFUSALS: tuple[type[Problem], ...] = (ValidationFailed, *STOCK_REFUSALS)
 
 
 def _batch_refusal(refusals: list[tuple[int, Problem]], *, total: int) -> Problem:
@@ -555,7 +606,8 @@ def _batch_refusal(refusals: list[tuple[int, Problem]], *, total: int) -> Proble
 async def transfer(db: Connection, principal: Principal, *, body: TransferCreate) -> Transfer:
     """Move available stock between two locations atomically (two movements).
 
-    Raises VariantNotFound/ValidationFailed (422) or InsufficientStock (409).
+    The two levels are changed in location order (the global lock order). Raises
+    ValidationFailed (422) for an unknown variant or location, or InsufficientStock (409).
     """
     tenant_id = _tenant(principal)
     if body.variant_id is not None:
@@ -584,12 +636,12 @@ async def transfer(db: Connection, principal: Principal, *, body: TransferCreate
             note=body.note,
             reference=reference,
             expected_version=None,
-            allow_backorder=False,
+            allow_backorder=variant["allow_backorder"],
         )
-        field = "from_location_id" if operation == Operation.SUBTRACT else "to_location_id"
         try:
             result = await _apply(db, principal, change=change, location=["body"])
         except ValidationFailed as error:
+            field = "from_location_id" if operation == Operation.SUBTRACT else "to_location_id"
             raise _invalid(["body", field], "No such location.") from error
         movements[operation] = result.movement
     return Transfer(

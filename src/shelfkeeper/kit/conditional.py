@@ -11,21 +11,39 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+MAX_VERSION = 2**31 - 1
+"""Versions are `integer` columns; a larger number can never be current."""
+
+
 def _tags(header: str) -> list[str]:
     return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+
+
+def _version(tag: str) -> int | None:
+    """The version of a strong entity tag `"<digits>"` we could have issued, else None."""
+    tag = tag.strip()
+    if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
+        return None
+    inner = tag[1:-1]
+    if not (inner.isascii() and inner.isdigit()) or len(inner) > len(str(MAX_VERSION)):
+        return None
+    version = int(inner)
+    return version if 1 <= version <= MAX_VERSION else None
 
 
 def expected_version(if_match: str | None) -> int | None:
     """The version an `If-Match` header demands (None when absent or `*`).
 
-    A header naming no version we could ever have issued can only be stale: 412.
+    `If-Match` compares strongly (RFC 9110 §13.1.1): a weak tag (`W/"1"`) never matches.
+    A header naming no version we could ever have issued can only be stale: raises
+    VersionMismatch (412).
     """
     if if_match is None or if_match.strip() == "*":
         return None
-    for tag in _tags(if_match):
-        inner = tag.strip('"')
-        if inner.isdigit() and len(inner) < 12:
-            return int(inner)
+    for tag in if_match.split(","):
+        version = _version(tag)
+        if version is not None:
+            return version
     raise VersionMismatch("If-Match names no current version of this resource.")
 
 

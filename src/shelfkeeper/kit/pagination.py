@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -45,11 +45,17 @@ class SortField:
 
 
 def _parse_datetime(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value))
+    """An aware timestamp, in UTC (the database compares it with `timestamptz`)."""
+    if not isinstance(value, str):
+        raise ValueError("not a timestamp")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return parsed.astimezone(UTC)
 
 
 def _parse_text(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise ValueError("not text")
     return value
 
@@ -123,7 +129,7 @@ def decode_cursor(
         if not isinstance(last_id, str):
             raise ValueError("cursor id is not text")
         return parse(value), parse_id(last_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as error:
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as error:
         raise validation_error(
             ["query", "cursor"], "Not a cursor of this list and sort order.", "cursor"
         ) from error

@@ -4,7 +4,8 @@ The handler (dependencies, endpoint and response rendering) runs inside one data
 transaction on one pooled connection, available to dependencies as
 `request.state.connection`. The transaction commits after the response has been rendered
 and before it is sent, so a client never sees success for a change that did not commit;
-any exception rolls it back. Reads run in read-only transactions.
+any exception rolls it back. Reads run in read-only transactions. A JSON body is read in
+full before the transaction begins.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class TransactionalRoute(APIRoute):
                     raise UnsupportedMediaType(
                         f"Send `application/json`, not `{content_type or 'no content type'}`."
                     )
+                # The whole body arrives before a pooled connection is taken, so a slow or
+                # oversized upload never holds one (the body limit raises 413 right here).
+                await request.body()
             database: Database = request.app.state.database
             readonly = request.method in READ_METHODS
             async with database.transaction(readonly=readonly) as connection:

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+NUL = "\x00"
+
+
+def refuse_nul(value: object) -> None:
+    """Raise ValueError when `value` holds text with a NUL character, at any depth.
+
+    PostgreSQL can store NUL in neither `text` nor `jsonb`; refused here, it is a 422 on the
+    field instead of a database error. Nested models check their own fields.
+    """
+    if isinstance(value, str):
+        if NUL in value:
+            raise ValueError("Text may not contain NUL (U+0000) characters.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            refuse_nul(item)
 
 
 class RequestModel(BaseModel):
-    """A request body: unknown fields are refused (422), never silently dropped."""
+    """A request body: unknown fields are refused (422), never silently dropped.
+
+    Text anywhere in it may not contain NUL characters (422 on that field).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: object) -> object:
+        refuse_nul(value)
+        return value
 
 
 class PatchModel(RequestModel):

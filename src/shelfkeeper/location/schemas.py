@@ -37,9 +37,10 @@ class LocationCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, examples=["Rotterdam warehouse"])
     kind: LocationKind = Field(examples=["warehouse"])
     address: Address | None = None
-    active: bool = True
+    active: bool = Field(default=True, strict=True)
     priority: int = Field(
         default=0,
+        strict=True,
         ge=-1000,
         le=1000,
         description="Allocation preference: higher is tried first when an order line "
@@ -54,8 +55,8 @@ class LocationUpdate(PatchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: LocationKind | None = None
     address: Address | None = None
-    active: bool | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    active: bool | None = Field(default=None, strict=True)
+    priority: int | None = Field(default=None, strict=True, ge=-1000, le=1000)
 
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"address"})
 

@@ -145,7 +145,10 @@ async def delete(
             expected_version=expected_version,
         )
     except repository.StillReferenced as error:
-        raise LocationNotEmpty("Move or write off its stock first.") from error
+        raise LocationNotEmpty(
+            "Stock levels or stock history still refer to this location, so deleting it "
+            "would rewrite history. Move its stock away and set `active` to false instead."
+        ) from error
     if not deleted:
         await get(db, principal, location_id=location_id)
         raise VersionMismatch("The location has changed since you read it.")

@@ -14,8 +14,8 @@ TenantStatus = Literal["active", "suspended"]
 
 
 class RateLimit(RequestModel):
-    requests_per_second: int = Field(ge=0, le=1_000_000, examples=[100])
-    burst: int = Field(ge=0, le=10_000_000, examples=[200])
+    requests_per_second: int = Field(strict=True, ge=0, le=1_000_000, examples=[100])
+    burst: int = Field(strict=True, ge=0, le=10_000_000, examples=[200])
 
 
 class TenantSettings(RequestModel):
@@ -26,6 +26,7 @@ class TenantSettings(RequestModel):
     )
     low_stock_threshold: int | None = Field(
         default=None,
+        strict=True,
         ge=0,
         le=1_000_000_000,
         description="Default low-stock threshold for levels and items that set none.",

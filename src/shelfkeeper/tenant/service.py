@@ -77,7 +77,12 @@ async def list_tenants(
     db: Connection, *, sort: str, cursor: str | None, limit: int
 ) -> Page[Tenant]:
     page = keyset(
-        sort=sort, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=1, parse_id=str
+        sort=sort,
+        fields=SORT_FIELDS,
+        cursor=cursor,
+        limit=limit,
+        first_parameter=1,
+        parse_id=TEXT_FIELD,
     )
     rows = await repository.list_page(db, keyset=page)
     sort_column = SORT_FIELDS[sort.removeprefix("-")].column
