@@ -52,19 +52,24 @@ in `If-Match` to update safely.
 """
 
 
-async def open_database(settings: Settings) -> Database:
-    """Connect to `DATABASE_URL`, or start, migrate and connect to the embedded PostgreSQL."""
+async def open_database(settings: Settings) -> tuple[Database, embedded.EmbeddedServer | None]:
+    """Connect to `DATABASE_URL`, or start, migrate and connect to the embedded PostgreSQL.
+
+    Returns the embedded server too (None with `DATABASE_URL`), for `stop_embedded`.
+    """
     dsn = settings.database_url
+    server = None
     if dsn is None:
         server = embedded.start_embedded(settings.data_dir)
         dsn = server.get_uri()
         await asyncio.to_thread(migrate.upgrade, dsn)
-    return await Database.connect(
+    database = await Database.connect(
         dsn,
         role=migrate.SERVICE_ROLE,
         min_size=settings.database_pool_min_size,
         max_size=settings.database_pool_max_size,
     )
+    return database, server
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -77,11 +82,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             app.state.database = database
             yield
             return
-        app.state.database = await open_database(settings)
+        app.state.database, server = await open_database(settings)
         try:
             yield
         finally:
             await app.state.database.close()
+            if server is not None:
+                embedded.stop_embedded(server)
 
     app = FastAPI(
         title="Shelfkeeper",

@@ -224,6 +224,13 @@ async def test_the_same_sku_in_another_tenant_is_fine(
         ({"variants": [{"sku": "V-1", "attributes": {"size": 3}}]}, None),
         ({"variants": [{"sku": "V-1", "id": str(uuid.uuid4())}]}, ["body", "variants", 0, "id"]),
         ({"attributes": "not an object"}, ["body", "attributes"]),
+        ({"attributes": {"note": "nul\u0000"}}, ["body", "attributes"]),
+        ({"attributes": {"nul\u0000": "key"}}, ["body", "attributes"]),
+        ({"attributes": {"deep": ["nul\u0000"]}}, ["body", "attributes"]),
+        (
+            {"variants": [{"sku": "V-1", "attributes": {"fabric": "nul\u0000"}}]},
+            ["body", "variants", 0, "attributes"],
+        ),
         ({"version": 3}, ["body", "version"]),
         ({"tenant_id": "someone-else"}, ["body", "tenant_id"]),
     ],
@@ -855,3 +862,38 @@ async def test_a_cursor_of_another_sort_order_is_refused(
     )
 
     assert ["query", "cursor"] in error_locations(response)
+
+
+async def test_low_stock_falls_back_to_the_tenants_default_threshold(
+    client: httpx.AsyncClient, world: TenantWorld
+) -> None:
+    location = await new_location(client, world, tenant=world.a)
+    at_default = await create_item(client, world, tenant=world.a, sku="AT-DEFAULT")
+    above_default = await create_item(client, world, tenant=world.a, sku="ABOVE")
+    own_threshold = await create_item(
+        client, world, tenant=world.a, sku="OWN", low_stock_threshold=1
+    )
+    for item, quantity in ((at_default, 3), (above_default, 4), (own_threshold, 2)):
+        await stock(
+            client,
+            world,
+            tenant=world.a,
+            item_id=item["id"],
+            operation="add",
+            quantity=quantity,
+            location_id=location,
+        )
+    assert await list_ids(client, world, world.a, low_stock="true") == []
+
+    patched = await client.patch(
+        f"/api/v1/tenants/{world.a}",
+        json={"settings": {"low_stock_threshold": 3}},
+        headers=world.platform,
+    )
+
+    assert patched.status_code == 200, patched.text
+    assert await list_ids(client, world, world.a, low_stock="true") == [at_default["id"]]
+    assert await list_ids(client, world, world.a, low_stock="false") == [
+        above_default["id"],
+        own_threshold["id"],
+    ]

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from shelfkeeper.kit.schemas import RequestModel
 
 TenantRoleName = Literal["admin", "clerk", "viewer"]
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200, examples=["warehouse scanner"])
     role: TenantRoleName = Field(examples=["clerk"])
 

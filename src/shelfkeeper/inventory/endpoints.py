@@ -19,6 +19,7 @@ from shelfkeeper.auth.dependencies import (
 )
 from shelfkeeper.inventory import service
 from shelfkeeper.inventory.errors import (
+    BackordersOutstanding,
     BelowReserved,
     DuplicateSku,
     InsufficientReserved,
@@ -57,8 +58,7 @@ router = APIRouter(
 IfMatch = Annotated[str | None, Header(description='Current ETag (`"<version>"`); stale → 412.')]
 IfNoneMatch = Annotated[str | None, Header()]
 WRITE_PROBLEMS = (IdempotencyKeyInFlight, IdempotencyKeyReuse)
-STOCK_PROBLEMS = (
-    ItemNotFound,
+STOCK_REFUSALS = (
     InsufficientStock,
     InsufficientReserved,
     BelowReserved,
@@ -138,8 +138,9 @@ async def get_item(
     tags=["Inventory"],
     summary="Update an item's details",
     description="Fields not sent are kept (as in Shopify's PUT). Stock changes go through "
-    "`PATCH .../stock`.",
-    responses=problem_responses(ItemNotFound, VersionMismatch),
+    "`PATCH .../stock`. Turning `allow_backorder` off while a level has more reserved than "
+    "on hand → 409 `backorders-outstanding`.",
+    responses=problem_responses(ItemNotFound, VersionMismatch, BackordersOutstanding),
 )
 async def update_item(
     item_id: UUID,
@@ -175,7 +176,7 @@ async def delete_item(
     "/inventory/{item_id}/stock",
     tags=["Stock"],
     summary="Atomically adjust stock at one location",
-    responses=problem_responses(*STOCK_PROBLEMS),
+    responses=problem_responses(ItemNotFound, *STOCK_REFUSALS),
 )
 async def adjust_stock(
     item_id: UUID, body: StockAdjustment, principal: Operator, db: TenantSession
@@ -215,7 +216,10 @@ async def list_movements(
     "/stock/adjustments",
     tags=["Stock"],
     summary="Apply several adjustments, all or nothing",
-    responses=problem_responses(*STOCK_PROBLEMS),
+    description="A refused batch is one 409 whose `lines` list every refused line "
+    "(`index`, `type`, `detail` and the line's own fields such as `available`); an unknown "
+    "item, variant or location is a 422 naming each such line. Nothing is changed then.",
+    responses=problem_responses(*STOCK_REFUSALS),
 )
 async def adjust_batch(
     body: BatchAdjustments, principal: Operator, db: TenantSession

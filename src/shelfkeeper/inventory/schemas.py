@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
-from shelfkeeper.kit.schemas import PatchModel, RequestModel
+from shelfkeeper.kit.schemas import PatchModel, RequestModel, refuse_nul
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 MAX_QUANTITY = 1_000_000_000
@@ -59,6 +59,7 @@ class VariantAttributes(RequestModel):
         extra = self.model_extra or {}
         if len(extra) > 50:
             raise ValueError("at most 50 attributes")
+        refuse_nul(extra)
         for name, value in extra.items():
             if len(name) > 100 or not isinstance(value, str) or len(value) > 500:
                 raise ValueError(f"attribute `{name[:100]}` must be a string of up to 500 chars")
@@ -87,6 +88,7 @@ class ItemAttributes(RequestModel):
         extra = self.model_extra or {}
         if len(extra) > 50:
             raise ValueError("at most 50 attributes")
+        refuse_nul(extra)
         for name in extra:
             if len(name) > 100:
                 raise ValueError("attribute names are at most 100 characters")

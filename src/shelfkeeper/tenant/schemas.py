@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shelfkeeper.kit.schemas import PatchModel, RequestModel
 
@@ -33,10 +33,25 @@ class TenantSettings(RequestModel):
     )
 
 
+RESERVED_TENANT_IDS = frozenset({"tenants", "openapi", "docs", "admin", "platform"})
+"""Ids that are, or may become, path segments of their own under `/api/v1`."""
+
+
 class TenantCreate(RequestModel):
-    id: str = Field(pattern=TENANT_ID_PATTERN, examples=["acme-home"])
+    id: str = Field(
+        pattern=TENANT_ID_PATTERN,
+        description="Slug; immutable. `tenants` and a few other words are reserved.",
+        examples=["acme-home"],
+    )
     name: str = Field(min_length=1, max_length=200, examples=["Acme Home Goods"])
     settings: TenantSettings = Field(default_factory=TenantSettings)
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_TENANT_IDS:
+            raise ValueError(f"`{value}` is reserved")
+        return value
 
 
 class TenantUpdate(PatchModel):

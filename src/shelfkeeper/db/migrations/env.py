@@ -19,6 +19,20 @@ MIGRATION_LOCK = 7_246_385_113
 """Advisory lock key held while migrating, so processes starting together take turns."""
 
 
+OPTIONAL_INDEXES = frozenset({"ix_item_name_trgm"})
+"""Indexes a migration creates only where the server has the extension they need."""
+
+
+def include_object(
+    object: object,
+    name: str | None,
+    type_: str,
+    reflected: bool,
+    compare_to: object,
+) -> bool:
+    return not (type_ == "index" and name in OPTIONAL_INDEXES)
+
+
 def run_with_connection(connection: Connection) -> None:
     connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
     connection.commit()
@@ -27,6 +41,7 @@ def run_with_connection(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
+        include_object=include_object,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

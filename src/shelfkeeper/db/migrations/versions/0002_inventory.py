@@ -32,8 +32,6 @@ def new_id() -> sa.Column:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-
     op.create_table(
         "item",
         sa.Column("tenant_id", sa.Text, nullable=False),
@@ -61,12 +59,17 @@ def upgrade() -> None:
     op.create_index("ix_item_tenant_id_name_id", "item", ["tenant_id", "name", "id"])
     op.create_index("ix_item_tenant_id_created_at_id", "item", ["tenant_id", "created_at", "id"])
     op.create_index("ix_item_tenant_id_updated_at_id", "item", ["tenant_id", "updated_at", "id"])
-    op.create_index(
-        "ix_item_name_trgm",
-        "item",
-        ["name"],
-        postgresql_using="gin",
-        postgresql_ops={"name": "gin_trgm_ops"},
+    # Trigram index for `?q=` name search, where the server ships pg_trgm (PostgreSQL's
+    # contrib package; the embedded pgserver build lacks it and searches without the index).
+    op.execute(
+        """
+        DO $$ BEGIN
+          IF EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+            CREATE INDEX ix_item_name_trgm ON item USING gin (name gin_trgm_ops);
+          END IF;
+        END $$
+        """
     )
 
     op.create_table(
