@@ -82,8 +82,7 @@ def bootstrap() -> None:
         "pip",
         "--disable-pip-version-check",
         "install",
-        "--progress-bar",
-        "off",
+        "--quiet",
     ]
     run([*pip, "-r", LOCK])
     run([*pip, "--no-deps", "-e", ROOT])
@@ -96,7 +95,7 @@ def tool(name: str) -> Path:
 
 def static_checks() -> None:
     for title, (name, *arguments) in STATIC_CHECKS:
-        say(f"{title}: {name} {' '.join(arguments)}")
+        say(f"{title}: {' '.join([name, *arguments])}")
         run([tool(name), *arguments])
 
 

@@ -84,26 +84,32 @@ def unique(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Creation:
-    """How to create a real object whose id a path or body parameter takes."""
+    """How to create a real object whose id a parameter takes, and where to read it back."""
 
     path: str
-    body: Callable[[dict[str, str]], dict[str, Any]]
+    body: Callable[[], dict[str, Any]]
+    read_path: str | None = None
 
 
 # In creation order: a variant needs an item.
 CREATIONS = {
     "location_id": Creation(
         "/api/v1/{tenant_id}/locations",
-        lambda ids: {"code": unique("L"), "name": "Fuzz target", "kind": "store"},
+        lambda: {"code": unique("L"), "name": "Fuzz target", "kind": "store"},
+        "/api/v1/{tenant_id}/locations/{location_id}",
     ),
     "key_id": Creation(
-        "/api/v1/{tenant_id}/api-keys", lambda ids: {"name": "fuzz target", "role": "viewer"}
+        "/api/v1/{tenant_id}/api-keys", lambda: {"name": "fuzz target", "role": "viewer"}
     ),
     "item_id": Creation(
-        "/api/v1/{tenant_id}/inventory", lambda ids: {"sku": unique("I"), "name": "Fuzz target"}
+        "/api/v1/{tenant_id}/inventory",
+        lambda: {"sku": unique("I"), "name": "Fuzz target"},
+        "/api/v1/{tenant_id}/inventory/{item_id}",
     ),
     "variant_id": Creation(
-        "/api/v1/{tenant_id}/inventory/{item_id}/variants", lambda ids: {"sku": unique("V")}
+        "/api/v1/{tenant_id}/inventory/{item_id}/variants",
+        lambda: {"sku": unique("V")},
+        "/api/v1/{tenant_id}/inventory/{item_id}/variants/{variant_id}",
     ),
 }
 ID_FIELDS = frozenset({*CREATIONS, "from_location_id", "to_location_id"})
@@ -121,40 +127,24 @@ class Targets:
     ids: dict[str, str] = field(default_factory=dict)
 
     def replenish(self) -> None:
-        """Create every real object that does not exist (any more: the fuzz deletes some)."""
+        """Create every real object that is missing (the fuzz deletes some).
+
+        An object that cannot be read back (an API key) is replaced on every call.
+        """
         for name, creation in CREATIONS.items():
-            if name in self.ids and self.exists(name):
-                continue
-            path_parameters = {"tenant_id": self.tenant, **self.ids}
-            case = SCHEMA[creation.path]["POST"].Case(
-                path_parameters={
-                    key: value
-                    for key, value in path_parameters.items()
-                    if "{" + key + "}" in creation.path
-                },
-                body=creation.body(self.ids),
-            )
-            created = case.call(app=self.app, headers=self.tenant_headers)
+            if name in self.ids and creation.read_path:
+                if self.call("GET", creation.read_path).status_code == 200:
+                    continue
+            created = self.call("POST", creation.path, body=creation.body())
             assert created.status_code == 201, created.text
             self.ids[name] = created.json()["id"]
 
-    def exists(self, name: str) -> bool:
-        paths = {
-            "location_id": "/api/v1/{tenant_id}/locations/{location_id}",
-            "item_id": "/api/v1/{tenant_id}/inventory/{item_id}",
-            "variant_id": "/api/v1/{tenant_id}/inventory/{item_id}/variants/{variant_id}",
-        }
-        if name not in paths:
-            return False
-        path = paths[name]
-        case = SCHEMA[path]["GET"].Case(
-            path_parameters={
-                key: value
-                for key, value in {"tenant_id": self.tenant, **self.ids}.items()
-                if "{" + key + "}" in path
-            }
-        )
-        return bool(case.call(app=self.app, headers=self.tenant_headers).status_code == 200)
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call an operation of the tenant with the parameters the path names."""
+        known = {"tenant_id": self.tenant, **self.ids}
+        parameters = {key: value for key, value in known.items() if "{" + key + "}" in path}
+        case = SCHEMA[path][method].Case(path_parameters=parameters, **kwargs)
+        return case.call(app=self.app, headers=self.tenant_headers)
 
     def aim(self, name: str, generated: object) -> object:
         """The real id instead of a generated valid one, for half of them (by their data)."""

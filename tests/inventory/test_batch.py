@@ -340,3 +340,22 @@ async def test_concurrent_opposing_batches_do_not_deadlock_and_add_up(
         (mug_variant, south): (100 + 10 * 2, 10, 1 + 20),
     }
     assert await movement_count(owner_connection, tenant=world.a) == movements_before + 40
+
+
+@pytest.mark.parametrize("nowhere", [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)])
+async def test_an_unknown_location_before_or_after_a_valid_line_is_422_never_500(
+    client: httpx.AsyncClient, world: TenantWorld, owner_connection: Connection, nowhere: uuid.UUID
+) -> None:
+    towel, _, north, _ = await two_items(client, world)
+    before = await inventory_rows(owner_connection, tenant=world.a)
+
+    response = await batch(
+        client,
+        world,
+        world.a,
+        line(towel, "add", 1, str(nowhere)),
+        line(towel, "add", 1, north),
+    )
+
+    assert error_locations(response) == [["body", "adjustments", 0, "location_id"]]
+    assert await inventory_rows(owner_connection, tenant=world.a) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -59,7 +60,7 @@ async def test_list_and_get_variants(client: httpx.AsyncClient, world: TenantWor
         "id": large["id"],
         "sku": "SHIRT-L",
         "attributes": {"size": "L"},
-        "price": "25.5",
+        "price": "25.50",
         "version": 1,
     }
     assert got.status_code == 200, got.text
@@ -116,7 +117,7 @@ async def test_add_a_variant(
         "id": variant["id"],
         "sku": "MUG-RED",
         "attributes": {"color": "red", "glaze": "matte"},
-        "price": "9.9",
+        "price": "9.90",
         "version": 1,
     }
     got = await client.get(item_url(world.a, item["id"]), headers=world.headers(world.a))
@@ -442,3 +443,39 @@ async def test_only_an_admin_deletes_variants(
 
     assert_problem(response, status=403, slug="forbidden")
     assert await inventory_rows(owner_connection, tenant=world.a) == before
+
+
+async def test_concurrent_deletes_never_remove_the_last_variant(
+    client: httpx.AsyncClient, world: TenantWorld, owner_connection: Connection
+) -> None:
+    items = [
+        await create_item(
+            client,
+            world,
+            tenant=world.a,
+            sku=f"PAIR-{number}",
+            variants=[{"sku": f"PAIR-{number}-A"}, {"sku": f"PAIR-{number}-B"}],
+        )
+        for number in range(5)
+    ]
+
+    responses = await asyncio.gather(
+        *(
+            client.delete(
+                variant_url(world.a, item["id"], variant["id"]), headers=world.headers(world.a)
+            )
+            for item in items
+            for variant in item["variants"]
+        )
+    )
+
+    for first, second in zip(responses[::2], responses[1::2], strict=True):
+        assert sorted([first.status_code, second.status_code]) == [204, 409]
+    refused = [response for response in responses if response.status_code == 409]
+    for response in refused:
+        assert_problem(response, status=409, slug="last-variant")
+    counts = await owner_connection.fetch(
+        "SELECT item_id, count(*) AS variants FROM variant WHERE tenant_id = $1 GROUP BY item_id",
+        world.a,
+    )
+    assert sorted(row["variants"] for row in counts) == [1] * 5

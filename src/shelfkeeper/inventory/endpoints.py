@@ -118,17 +118,13 @@ async def list_items(
     "/inventory/{item_id}",
     tags=["Inventory"],
     summary="Read an item with its variants and stock per location",
-    responses={304: {"description": "Not modified"}, **problem_responses(ItemNotFound)},
+    description="The `ETag` is the item's `version` (its details), for `If-Match` on PUT. "
+    "The body also carries live stock, which changes without that version, so this endpoint "
+    "never answers 304 to `If-None-Match`.",
+    responses=problem_responses(ItemNotFound),
 )
-async def get_item(
-    item_id: UUID,
-    principal: Reader,
-    db: TenantSession,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-) -> Item:
+async def get_item(item_id: UUID, principal: Reader, db: TenantSession, response: Response) -> Item:
     item = await service.get_item(db, principal, item_id=item_id)
-    check_not_modified(if_none_match, item.version)
     set_etag(response, item.version)
     return item
 

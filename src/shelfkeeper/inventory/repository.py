@@ -317,6 +317,20 @@ async def update_variant(
         raise DuplicateSku(changes.get("sku")) from error
 
 
+async def lock_item(db: Connection, *, tenant_id: str, item_id: UUID) -> bool:
+    """Lock the item's row until the transaction ends; False when there is no such item.
+
+    Changes to the set of an item's variants take this lock first, so two of them cannot
+    both see the other's variant still there.
+    """
+    locked = await db.fetchval(
+        "SELECT true FROM item WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+        tenant_id,
+        item_id,
+    )
+    return locked is not None
+
+
 async def delete_variant(db: Connection, *, tenant_id: str, variant_id: UUID) -> None:
     await db.execute("DELETE FROM variant WHERE tenant_id = $1 AND id = $2", tenant_id, variant_id)
 

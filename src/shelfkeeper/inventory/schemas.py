@@ -25,6 +25,15 @@ def _decimal_text(value: Any) -> Any:
     return value
 
 
+def money_text(value: Decimal) -> str:
+    """A price as text: at least two decimals (`"25.00"`), more only when it has them."""
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        return format(value.quantize(Decimal("0.01")), "f")
+    return format(normalized, "f")
+
+
 Sku = Annotated[
     str,
     Field(
@@ -38,7 +47,7 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_decimal_text),
     Field(ge=0, max_digits=15, decimal_places=4, examples=["19.99"]),
-    PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str),
+    PlainSerializer(lambda value: money_text(value), return_type=str),
 ]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 Threshold = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]

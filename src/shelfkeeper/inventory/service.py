@@ -353,8 +353,10 @@ async def update_variant(
 async def delete_variant(
     db: Connection, principal: Principal, *, item_id: UUID, variant_id: UUID
 ) -> None:
-    """Raises VariantNotFound (404), LastVariant (409) or ItemInUse (409)."""
+    """Raises ItemNotFound/VariantNotFound (404), LastVariant (409) or ItemInUse (409)."""
     tenant_id = _tenant(principal)
+    if not await repository.lock_item(db, tenant_id=tenant_id, item_id=item_id):
+        raise ItemNotFound()
     variants = await list_variants(db, principal, item_id=item_id)
     current = next((variant for variant in variants if variant.id == variant_id), None)
     if current is None:
