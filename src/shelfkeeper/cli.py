@@ -233,6 +233,41 @@ def create_tenant(tenant_id: str, name: str) -> None:
 
 
 @main.command()
+@click.option("--tenant", "tenant_id", help="Check only this tenant (default: every tenant).")
+def verify(tenant_id: str | None) -> None:
+    """Recompute every stock level from its movements; exit 1 on any drift."""
+    from shelfkeeper.inventory.ledger import Drift, find_drift
+
+    async def run(dsn: str) -> tuple[list[str], list[Drift]]:
+        database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=1)
+        try:
+            async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+                tenant_ids = await tenant_service.all_ids(db)
+            if tenant_id is not None:
+                if tenant_id not in tenant_ids:
+                    raise click.BadParameter(f"no tenant `{tenant_id}`", param_hint="'--tenant'")
+                tenant_ids = [tenant_id]
+            drift: list[Drift] = []
+            for each in tenant_ids:
+                async with database.tenant_transaction(each) as db:
+                    drift.extend(await find_drift(db, tenant_id=each))
+        finally:
+            await database.close()
+        return tenant_ids, drift
+
+    with database_url(Settings()) as dsn, database_errors():
+        checked, drift = asyncio.run(run(dsn))
+    for found in drift:
+        click.echo(
+            f"DRIFT tenant={found.tenant_id} variant={found.variant_id} "
+            f"location={found.location_id}: {found.problem}"
+        )
+    click.echo(f"{len(checked)} tenant(s) checked, {len(drift)} problem(s) found")
+    if drift:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--tenant", "tenant_id", help="The tenant the token is for.")
 @click.option("--role", type=click.Choice([role.value for role in TENANT_ROLES]))
 @click.option("--platform", is_flag=True, help="A platform_admin token (tenant lifecycle).")

@@ -88,3 +88,7 @@ async def update(
         status,
         expected_version,
     )
+
+
+async def all_ids(db: Connection) -> list[str]:
+    return [row["id"] for row in await db.fetch("SELECT id FROM tenant ORDER BY id")]

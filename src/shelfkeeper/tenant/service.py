@@ -115,3 +115,8 @@ async def update(
         await get(db, tenant_id=tenant_id)
         raise VersionMismatch("The tenant has changed since you read it.")
     return _tenant(row)
+
+
+async def all_ids(db: Connection) -> list[str]:
+    """Every tenant's id, for platform jobs that visit each tenant in turn."""
+    return await repository.all_ids(db)
