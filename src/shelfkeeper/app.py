@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from shelfkeeper import __version__
+from shelfkeeper import __version__, maintenance
 from shelfkeeper.auth.endpoints import router as api_key_router
 from shelfkeeper.auth.tokens import TokenVerifier
 from shelfkeeper.config import Settings
@@ -83,9 +84,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
             return
         app.state.database, server = await open_database(settings)
+        housekeeping = (
+            asyncio.create_task(
+                maintenance.run_forever(
+                    app.state.database, interval_seconds=settings.maintenance_interval_seconds
+                )
+            )
+            if settings.maintenance_interval_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
             await app.state.database.close()
             if server is not None:
                 embedded.stop_embedded(server)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    maintenance_interval_seconds: float = Field(default=300, ge=0)
 
     log_format: Literal["json", "console"] = "json"
 

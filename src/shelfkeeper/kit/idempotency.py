@@ -146,3 +146,11 @@ async def store(
         bytes(response.body),
         float(ttl_seconds),
     )
+
+
+async def purge_expired(connection: Connection, *, scope: str) -> int:
+    """Delete the scope's stored responses past their retention; returns how many."""
+    status = await connection.execute(
+        "DELETE FROM idempotency_key WHERE tenant_id = $1 AND expires_at <= now()", scope
+    )
+    return int(status.split()[-1])
