@@ -372,6 +372,7 @@ async def test_an_unexpected_exception_is_a_generic_500_without_internals(
     [record] = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert record.exc_info is not None
     assert record.__dict__["request_id"] == "crash-1"
+    assert record.getMessage() == "unhandled error in request crash-1"
 
 
 async def test_a_crash_after_a_write_rolls_the_write_back(

@@ -70,7 +70,9 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, receive_limited, send_with_id)
         except Exception:
-            logger.exception("unhandled error", extra={"request_id": request_id})
+            logger.exception(
+                "unhandled error in request %s", request_id, extra={"request_id": request_id}
+            )
             if not response_started:
                 await self._problem(send_with_id, scope, InternalError("Something went wrong."))
         finally:
