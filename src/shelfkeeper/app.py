@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from shelfkeeper import __version__, maintenance
+from shelfkeeper.auth.dependencies import authenticate_request
 from shelfkeeper.auth.endpoints import router as api_key_router
 from shelfkeeper.auth.tokens import TokenVerifier
 from shelfkeeper.config import Settings
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
+    app.state.authenticator = authenticate_request
     if database is not None:
         app.state.database = database
 

@@ -12,6 +12,7 @@ from shelfkeeper.app import create_app
 from shelfkeeper.config import Settings
 from shelfkeeper.db.database import PLATFORM_SCOPE, Database, bind_tenant
 from shelfkeeper.kit.routing import TransactionalRoute, connection_of
+from tests.conftest import TokenFactory
 
 SECRET = "secret internals"
 
@@ -43,8 +44,17 @@ def failing_app(settings: Settings, database: Database) -> FastAPI:
 
 
 @pytest.fixture
-async def failing_client(failing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that would raise if an exception escaped the app."""
+async def failing_client(
+    failing_app: FastAPI, token: TokenFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that would raise if an exception escaped the app.
+
+    It sends a platform token: every transactional route authenticates first.
+    """
     transport = httpx.ASGITransport(app=failing_app, raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shelfkeeper.test") as c:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://shelfkeeper.test",
+        headers={"Authorization": f"Bearer {token(None, 'platform_admin')}"},
+    ) as c:
         yield c

@@ -49,14 +49,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     return Principal(subject=subject, tenant_id=tenant_id, roles=known, credential="jwt")
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """The caller's principal. Raises Unauthorized (401, with `WWW-Authenticate: Bearer`)."""
-    if credentials is None:
-        raise Unauthorized()
-    token = credentials.credentials
+async def principal_for_token(request: Request, token: str) -> Principal:
+    """The principal a bearer token stands for. Raises Unauthorized (401)."""
     if api_key.looks_like_key(token):
         principal = await auth_service.authenticate(connection_of(request), token)
         if principal is None:
@@ -68,6 +62,32 @@ async def authenticate(
     except InvalidToken as error:
         raise Unauthorized(str(error)) from error
     return principal_from_claims(claims)
+
+
+async def authenticate_request(request: Request) -> Principal:
+    """Authenticate before anything else looks at the request.
+
+    `TransactionalRoute` calls this (as `app.state.authenticator`) right after opening the
+    transaction, so a request without a valid credential gets 401 before its content type or
+    body are judged (415, 422).
+    """
+    credentials = await bearer(request)
+    if credentials is None:
+        raise Unauthorized()
+    return await principal_for_token(request, credentials.credentials)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller's principal. Raises Unauthorized (401, with `WWW-Authenticate: Bearer`)."""
+    authenticated: Principal | None = getattr(request.state, "principal", None)
+    if authenticated is not None:
+        return authenticated
+    if credentials is None:
+        raise Unauthorized()
+    return await principal_for_token(request, credentials.credentials)
 
 
 async def tenant_principal(

@@ -10,7 +10,7 @@ full before the transaction begins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
@@ -21,6 +21,10 @@ from shelfkeeper.kit import idempotency
 from shelfkeeper.kit.problems import UnsupportedMediaType
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Authenticator = Callable[[Request], Awaitable[object]]
+"""Set as `app.state.authenticator`: runs first in every transactional route, so a request
+without a valid credential is refused (401) before its content type or body are judged."""
 
 
 def is_json(content_type: str) -> bool:
@@ -51,12 +55,8 @@ class TransactionalRoute(APIRoute):
         takes_json_body = self.body_field is not None
 
         async def route_handler(request: Request) -> Response:
-            if takes_json_body and has_body(request):
-                content_type = request.headers.get("content-type", "")
-                if not is_json(content_type):
-                    raise UnsupportedMediaType(
-                        f"Send `application/json`, not `{content_type or 'no content type'}`."
-                    )
+            sends_json_body = takes_json_body and has_body(request)
+            if sends_json_body:
                 # The whole body arrives before a pooled connection is taken, so a slow or
                 # oversized upload never holds one (the body limit raises 413 right here).
                 await request.body()
@@ -64,6 +64,16 @@ class TransactionalRoute(APIRoute):
             readonly = request.method in READ_METHODS
             async with database.transaction(readonly=readonly) as connection:
                 request.state.connection = connection
+                authenticator: Authenticator | None = getattr(
+                    request.app.state, "authenticator", None
+                )
+                if authenticator is not None:
+                    request.state.principal = await authenticator(request)
+                content_type = request.headers.get("content-type", "")
+                if sends_json_body and not is_json(content_type):
+                    raise UnsupportedMediaType(
+                        f"Send `application/json`, not `{content_type or 'no content type'}`."
+                    )
                 response = await handler(request)
                 if not readonly:
                     await idempotency.store(
