@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from shelfkeeper import __version__, maintenance
@@ -25,6 +30,7 @@ from shelfkeeper.config import Settings
 from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
 from shelfkeeper.inventory.endpoints import router as inventory_router
+from shelfkeeper.inventory.reservation_endpoints import router as reservation_router
 from shelfkeeper.kit import handlers, idempotency
 from shelfkeeper.kit.middleware import RequestContextMiddleware
 from shelfkeeper.kit.problems import (
@@ -38,13 +44,38 @@ from shelfkeeper.kit.problems import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shelfkeeper.kit.ratelimit import Quota, RateLimiter
+from shelfkeeper.kit.security import SecurityHeadersMiddleware
 from shelfkeeper.location.endpoints import router as location_router
+from shelfkeeper.observability import metrics as observability_metrics
+from shelfkeeper.observability.logging import configure_structlog
+from shelfkeeper.observability.middleware import ObservabilityMiddleware
 from shelfkeeper.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger("shelfkeeper")
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_ASSETS = "/docs/assets"
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Idempotent-Replayed",
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+]
 DESCRIPTION = """
 Multi-tenant inventory and order tracking.
 
@@ -77,9 +108,18 @@ async def open_database(settings: Settings) -> tuple[Database, embedded.Embedded
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. With `database` given, the caller owns the pool (tests do this)."""
     settings = settings or Settings()
+    configure_structlog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with database_lifetime(app):
+                yield
+        finally:
+            await app.state.rate_limiter.close()
+
+    @asynccontextmanager
+    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
         if database is not None:
             app.state.database = database
             yield
@@ -117,6 +157,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.authenticator = authenticate_request
+    app.state.rate_limiter = RateLimiter(
+        default=Quota(settings.rate_limit_per_second, settings.rate_limit_burst),
+        redis_url=settings.redis_url,
+    )
+    app.state.metrics = observability_metrics.Metrics(
+        tenant_labels=settings.metrics_tenant_labels,
+        pool=lambda: getattr(getattr(app.state, "database", None), "pool", None),
+    )
     if database is not None:
         app.state.database = database
 
@@ -125,11 +173,26 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.include_router(api_key_router)
     api.include_router(location_router)
     api.include_router(inventory_router)
+    api.include_router(reservation_router)
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)
     handlers.install(app)
+    # Outermost last: observability sees every response (and times all of it), security
+    # headers go on every response, request ids on every response including preflights.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_ALLOWED_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,  # bearer tokens, no cookies
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=(DOCS_ASSETS + "/",))
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
@@ -161,23 +224,71 @@ def add_operations_routes(app: FastAPI) -> None:
             return JSONResponse(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE)
         return JSONResponse({"status": "ready"})
 
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        description="The Prometheus text format. Unauthenticated unless "
+        "`SHELFKEEPER_METRICS_TOKEN` is set; then it needs `Authorization: Bearer <token>`.",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: {"model": ProblemDocument, "description": "`unauthorized`: token required"},
+        },
+    )
+    async def metrics(request: Request) -> Response:
+        settings: Settings = app.state.settings
+        if settings.metrics_token is not None:
+            expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+            offered = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(offered, expected):
+                return Unauthorized().response(request.url.path)
+        registry: observability_metrics.Metrics = app.state.metrics
+        return Response(registry.render(), media_type=observability_metrics.CONTENT_TYPE)
+
 
 def add_docs(app: FastAPI) -> None:
-    """Swagger UI at `/docs`, its assets served from the installed package (no CDN)."""
+    """Swagger UI at `/docs`, its assets served from the installed package (no CDN).
+
+    The page gets a Content-Security-Policy of its own: scripts, styles and images from
+    this origin only, plus the page's one inline script, allowed by its hash.
+    """
     assets = Path(swagger_ui_bundle.swagger_ui_path)
-    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    page = get_swagger_ui_html(
+        openapi_url=OPENAPI_URL,
+        title="Shelfkeeper API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        # Swagger UI would otherwise send the document to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    policy = docs_content_security_policy(bytes(page.body).decode())
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=OPENAPI_URL,
-            title="Shelfkeeper API",
-            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/docs/assets/favicon-32x32.png",
-            # Swagger UI would otherwise send the document to validator.swagger.io.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        return HTMLResponse(page.body, headers={"Content-Security-Policy": policy})
+
+
+def docs_content_security_policy(html: str) -> str:
+    """A policy allowing what the Swagger UI page `html` needs, and its inline scripts."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    ]
+    return "; ".join(
+        [
+            "default-src 'none'",
+            " ".join(["script-src 'self'", *hashes]),
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
 
 
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {

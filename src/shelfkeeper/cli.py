@@ -147,13 +147,35 @@ def main(context: click.Context) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, workers: int) -> None:
-    """Migrate the database and serve the API."""
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve HTTPS with this certificate (PEM; the chain may follow it).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The certificate's private key (PEM).",
+)
+def serve(
+    host: str, port: int, workers: int, ssl_certfile: str | None, ssl_keyfile: str | None
+) -> None:
+    """Migrate the database and serve the API.
+
+    Logs are structured (`SHELFKEEPER_LOG_FORMAT`), uvicorn's included; uvicorn's own
+    access log is off, since the service writes one access line per request itself.
+    """
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise click.UsageError("give both --ssl-certfile and --ssl-keyfile, or neither")
+
     import uvicorn
 
     from shelfkeeper.db import migrate
+    from shelfkeeper.observability.logging import configure_logging, logging_config
 
-    with database_url(Settings()) as dsn:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    with database_url(settings) as dsn:
         with database_errors():
             migrate.upgrade(dsn)
         os.environ["DATABASE_URL"] = dsn  # the app (and every worker process) joins it
@@ -168,6 +190,11 @@ def serve(host: str, port: int, workers: int) -> None:
                 http="httptools",
                 proxy_headers=False,
                 server_header=False,
+                # Applied in every worker process too: every line goes through structlog.
+                log_config=logging_config(settings.log_format, settings.log_level),
+                access_log=False,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
             )
         except Interrupted:
             # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again

@@ -69,6 +69,12 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         headers=world.headers(tenant),
     )
     assert stocked.status_code == 200, stocked.text
+    held = await client.post(
+        f"/api/v1/{tenant}/reservations",
+        json={"lines": [{"sku": "SKU-1", "quantity": 1}], "ttl_seconds": 600},
+        headers=world.headers(tenant),
+    )
+    assert held.status_code == 201, held.text
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(

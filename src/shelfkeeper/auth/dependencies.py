@@ -2,8 +2,12 @@
 
 Order for a tenant-scoped request: credential → principal (401) → the path's tenant must be
 the credential's (403 `tenant-mismatch`) → the transaction is bound to that tenant and the
-tenant must be active → the role must grant the endpoint's permission (403 `forbidden`) →
-the request's `Idempotency-Key`, if any, is claimed.
+tenant must be active → the tenant's rate limit is counted (429 `rate-limited`) → the role
+must grant the endpoint's permission (403 `forbidden`) → the request's `Idempotency-Key`,
+if any, is claimed.
+
+The actor (once authenticated) and the tenant (once entered) are bound to the request's
+log lines and its access line (`kit.context`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from shelfkeeper.auth import service as auth_service
 from shelfkeeper.auth.principal import Permission, Principal, Role
 from shelfkeeper.auth.tokens import InvalidToken, TokenVerifier
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, bind_tenant
-from shelfkeeper.kit import idempotency
+from shelfkeeper.kit import context, idempotency, ratelimit
 from shelfkeeper.kit.problems import Forbidden, TenantMismatch, Unauthorized, problem_responses
 from shelfkeeper.kit.routing import connection_of
 from shelfkeeper.tenant import service as tenant_service
@@ -74,7 +78,9 @@ async def authenticate_request(request: Request) -> Principal:
     credentials = await bearer(request)
     if credentials is None:
         raise Unauthorized()
-    return await principal_for_token(request, credentials.credentials)
+    principal = await principal_for_token(request, credentials.credentials)
+    context.bind(request, actor=principal.actor)
+    return principal
 
 
 async def authenticate(
@@ -87,7 +93,9 @@ async def authenticate(
         return authenticated
     if credentials is None:
         raise Unauthorized()
-    return await principal_for_token(request, credentials.credentials)
+    principal = await principal_for_token(request, credentials.credentials)
+    context.bind(request, actor=principal.actor)
+    return principal
 
 
 async def tenant_principal(
@@ -95,12 +103,23 @@ async def tenant_principal(
     tenant_id: Annotated[str, Path(description="The tenant's id (slug).", examples=["acme"])],
     principal: Annotated[Principal, Depends(authenticate)],
 ) -> Principal:
-    """The principal of a tenant-scoped request, with the transaction bound to the tenant."""
+    """The principal of a tenant-scoped request, with the transaction bound to the tenant.
+
+    Counts the request against the tenant's rate limit (its own, or the service default):
+    raises RateLimited (429) when it is spent.
+    """
     if principal.tenant_id is None:
         raise Forbidden("Platform credentials carry no tenant; use a tenant's token.")
     if principal.tenant_id != tenant_id:
         raise TenantMismatch(f"This credential belongs to tenant `{principal.tenant_id}`.")
-    await tenant_service.enter(connection_of(request), tenant_id)
+    context.bind(request, tenant=tenant_id)
+    rate_limit = await tenant_service.enter(connection_of(request), tenant_id)
+    quota = (
+        None
+        if rate_limit is None
+        else ratelimit.Quota(rate_limit.requests_per_second, rate_limit.burst)
+    )
+    await ratelimit.enforce(request, key=tenant_id, quota=quota)
     return principal
 
 
@@ -142,7 +161,11 @@ async def platform_principal(
 
 
 TENANT_SCOPED_PROBLEMS = problem_responses(
-    Forbidden, TenantMismatch, tenant_service.TenantNotFound, tenant_service.TenantSuspended
+    Forbidden,
+    TenantMismatch,
+    tenant_service.TenantNotFound,
+    tenant_service.TenantSuspended,
+    ratelimit.RateLimited,
 )
 """The problems any tenant-scoped endpoint may answer, for the routers' OpenAPI entries."""
 

@@ -51,3 +51,12 @@ class BelowReserved(Conflict):
 class VersionConflict(Conflict):
     slug = "version-conflict"
     title = "Stock level changed since you read it"
+
+
+class ReservationNotFound(NotFound):
+    title = "Reservation not found"
+
+
+class ReservationNotHeld(Conflict):
+    slug = "reservation-not-held"
+    title = "The reservation is no longer held"

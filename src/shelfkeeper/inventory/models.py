@@ -175,3 +175,52 @@ stock_movement = Table(
     ),
     Index("ix_stock_movement_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
 )
+
+reservation = Table(
+    "reservation",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("status", Text, nullable=False),
+    Column("expires_at", TIMESTAMP(timezone=True), nullable=False),
+    Column("reference", Text, nullable=True),
+    Column("created_by", Text, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    *_timestamps(),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+    CheckConstraint("status IN ('held', 'released', 'expired', 'converted')", name="status_known"),
+    Index("ix_reservation_tenant_id_status_expires_at", "tenant_id", "status", "expires_at"),
+    Index("ix_reservation_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    Index("ix_reservation_tenant_id_expires_at_id", "tenant_id", "expires_at", "id"),
+)
+
+reservation_line = Table(
+    "reservation_line",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("reservation_id", UUID(as_uuid=True), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("variant_id", UUID(as_uuid=True), nullable=False),
+    Column("location_id", UUID(as_uuid=True), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "reservation_id", "line_no"),
+    ForeignKeyConstraint(
+        ["tenant_id", "reservation_id"],
+        ["reservation.tenant_id", "reservation.id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "variant_id", "location_id"],
+        ["stock_level.tenant_id", "stock_level.variant_id", "stock_level.location_id"],
+        ondelete="CASCADE",
+        name="fk_reservation_line_stock_level",
+    ),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index(
+        "ix_reservation_line_tenant_id_variant_id_location_id",
+        "tenant_id",
+        "variant_id",
+        "location_id",
+    ),
+)

@@ -549,3 +549,50 @@ async def get_variant(db: Connection, *, tenant_id: str, variant_id: UUID) -> Re
         tenant_id,
         variant_id,
     )
+
+
+async def lock_reserved(
+    db: Connection, *, tenant_id: str, variant_id: UUID, location_id: UUID
+) -> int | None:
+    """The level's reserved units, locking the level until the transaction ends."""
+    reserved: int | None = await db.fetchval(
+        """
+        SELECT reserved FROM stock_level
+        WHERE tenant_id = $1 AND variant_id = $2 AND location_id = $3
+        FOR NO KEY UPDATE
+        """,
+        tenant_id,
+        variant_id,
+        location_id,
+    )
+    return reserved
+
+
+async def levels_of_variants(
+    db: Connection, *, tenant_id: str, variant_ids: list[UUID]
+) -> list[Record]:
+    """Every level of the variants (a plain read: no lock is taken)."""
+    return await db.fetch(
+        """
+        SELECT variant_id, location_id, on_hand, reserved FROM stock_level
+        WHERE tenant_id = $1 AND variant_id = ANY($2::uuid[])
+        """,
+        tenant_id,
+        variant_ids,
+    )
+
+
+async def find_variants(
+    db: Connection, *, tenant_id: str, variant_ids: list[UUID], skus: list[str]
+) -> list[Record]:
+    """The variants with these ids or variant SKUs, with their item's backorder flag."""
+    return await db.fetch(
+        """
+        SELECT v.id, v.sku, i.allow_backorder
+        FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        WHERE v.tenant_id = $1 AND (v.id = ANY($2::uuid[]) OR v.sku = ANY($3::text[]))
+        """,
+        tenant_id,
+        variant_ids,
+        skus,
+    )

@@ -1,15 +1,20 @@
-"""Inventory rules: the catalogue (items, variants) and every change to stock."""
+"""Inventory rules: the catalogue (items, variants) and every change to stock.
+
+Reservations (holds with an expiry) live in `reservation_service`; the stock changes here
+honour them: a hold past its expiry stops counting at once (see `expiry`).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
-from shelfkeeper.inventory import repository
+from shelfkeeper.inventory import expiry, repository
 from shelfkeeper.inventory.errors import (
     BackordersOutstanding,
     BelowReserved,
@@ -413,14 +418,18 @@ async def _resolve_variant(
     return matches[0]["id"], matches[0]["allow_backorder"]
 
 
-def _unknown_location(location: list[str | int]) -> ValidationFailed:
-    return _invalid([*location, "location_id"], "No such location.")
+def _unknown_location(field: list[str | int]) -> ValidationFailed:
+    """A 422 on `field`, the path of the location field that names no location."""
+    return _invalid(field, "No such location.")
 
 
 async def _refusal(
     db: Connection, *, tenant_id: str, change: repository.Change, location: list[str | int]
 ) -> Problem:
-    """Explain why a stock change was refused (called only after it was)."""
+    """Explain why a stock change was refused (called only after it was).
+
+    `location` is the path of the change's location field in the request.
+    """
     level = await repository.get_level(
         db, tenant_id=tenant_id, variant_id=change.variant_id, location_id=change.location_id
     )
@@ -464,8 +473,9 @@ async def _try(
 ) -> AdjustmentResult | Problem:
     """Apply one change: its result, or the problem explaining why it was refused.
 
-    Raises ValidationFailed (422) when a level would be created at an unknown location;
-    that statement failed, so the transaction can run nothing more.
+    Raises ValidationFailed (422, on `location`, the path of the location field) when a
+    level would be created at an unknown location; that statement failed, so the
+    transaction can run nothing more.
     """
     tenant_id = _tenant(principal)
     try:
@@ -477,18 +487,75 @@ async def _try(
     return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))
 
 
-async def _apply(
+class _Refused(Exception):
+    """Rolls an attempt back to its savepoint; carries the attempt's outcomes."""
+
+    def __init__(self, outcomes: list[AdjustmentResult | Problem]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+
+
+WANT_OF_UNITS = (InsufficientStock, BelowReserved)
+"""Refusals that units held by an expired hold may have caused."""
+
+
+async def _run(
     db: Connection,
     principal: Principal,
     *,
-    change: repository.Change,
-    location: list[str | int],
-) -> AdjustmentResult:
-    """Apply one change or raise the problem explaining its refusal (409 or 422)."""
-    outcome = await _try(db, principal, change=change, location=location)
-    if isinstance(outcome, Problem):
-        raise outcome
-    return outcome
+    changes: Sequence[tuple[list[str | int], repository.Change]],
+    released: Sequence[expiry.HeldUnits],
+) -> list[AdjustmentResult | Problem]:
+    """Release `released` and try every change, level by level in the global lock order."""
+    tenant_id = _tenant(principal)
+    outcomes: dict[int, AdjustmentResult | Problem] = {}
+    for step in expiry.lock_order([change for _, change in changes], released):
+        if step.position is None:
+            await expiry.release_units(
+                db, tenant_id=tenant_id, change=step.change, actor=expiry.EXPIRY_ACTOR
+            )
+            continue
+        location, change = changes[step.position]
+        outcomes[step.position] = await _try(db, principal, change=change, location=location)
+    return [outcomes[position] for position in range(len(changes))]
+
+
+async def _apply_all(
+    db: Connection,
+    principal: Principal,
+    *,
+    changes: Sequence[tuple[list[str | int], repository.Change]],
+) -> list[AdjustmentResult | Problem]:
+    """Try every change in the global lock order: each one's result, or its refusal.
+
+    When changes are refused for want of units, the attempt is rolled back to its
+    savepoint, the due holds on those levels expire (their units released, reason
+    `expired`), and every change is tried once more after those releases, in one run in
+    lock order. A change naming `expected_version` does not expire holds: expiring would
+    change the very version it names. `changes` pairs each change with the path of its
+    location field. Raises ValidationFailed (422) for an unknown location.
+    """
+    try:
+        async with db.transaction():
+            outcomes = await _run(db, principal, changes=changes, released=())
+            if any(isinstance(outcome, Problem) for outcome in outcomes):
+                raise _Refused(outcomes)
+            return outcomes
+    except _Refused as refused:
+        outcomes = refused.outcomes
+    short = {
+        (change.variant_id, change.location_id)
+        for (_, change), outcome in zip(changes, outcomes, strict=True)
+        if isinstance(outcome, WANT_OF_UNITS) and change.expected_version is None
+    }
+    if not short:
+        return outcomes
+    _, released = await expiry.expire_holds(
+        db, tenant_id=_tenant(principal), levels=short, now=None, limit=expiry.AT_ONCE_LIMIT
+    )
+    if not released:
+        return outcomes
+    return await _run(db, principal, changes=changes, released=released)
 
 
 def _change(
@@ -523,9 +590,11 @@ async def adjust(
         sku=body.sku,
         location=["body"],
     )
-    return await _apply(
-        db, principal, change=_change(body, variant_id, allow_backorder), location=["body"]
-    )
+    change = _change(body, variant_id, allow_backorder)
+    (outcome,) = await _apply_all(db, principal, changes=[(["body", "location_id"], change)])
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
 
 
 async def adjust_batch(
@@ -537,6 +606,7 @@ async def adjust_batch(
     such line. Levels are then changed in one global order (variant, location), so
     concurrent batches cannot deadlock. Every line is tried, so the 409 lists each refused
     line with its reason; a refused batch changes nothing (the transaction rolls back).
+    Expired holds on a refused line's level stop counting at once (`_apply_all`).
     """
     tenant_id = _tenant(principal)
     resolved: list[tuple[int, repository.Change]] = []
@@ -566,23 +636,28 @@ async def adjust_batch(
                 db, tenant_id, adjustment.location_id
             )
         if not known_locations[adjustment.location_id]:
-            errors.extend(_unknown_location(location).extensions["errors"])
+            errors.extend(_unknown_location([*location, "location_id"]).extensions["errors"])
             continue
         resolved.append((index, _change(adjustment, variant_id, allow_backorder)))
     if errors:
         raise ValidationFailed(errors)
-    ordered = sorted(resolved, key=lambda pair: (pair[1].variant_id, pair[1].location_id, pair[0]))
-    results: dict[int, AdjustmentResult] = {}
+    outcomes = await _apply_all(
+        db,
+        principal,
+        changes=[
+            (["body", "adjustments", index, "location_id"], change) for index, change in resolved
+        ],
+    )
+    results: list[AdjustmentResult] = []
     refusals: list[tuple[int, Problem]] = []
-    for index, change in ordered:
-        outcome = await _try(db, principal, change=change, location=["body", "adjustments", index])
+    for (index, _), outcome in zip(resolved, outcomes, strict=True):
         if isinstance(outcome, Problem):
             refusals.append((index, outcome))
         else:
-            results[index] = outcome
+            results.append(outcome)
     if refusals:
-        raise _batch_refusal(sorted(refusals, key=lambda pair: pair[0]), total=len(ordered))
-    return BatchResult(results=[results[index] for index in range(len(body.adjustments))])
+        raise _batch_refusal(refusals, total=len(resolved))
+    return BatchResult(results=results)
 
 
 def _batch_refusal(refusals: list[tuple[int, Problem]], *, total: int) -> Problem:
@@ -623,29 +698,36 @@ async def transfer(db: Connection, principal: Principal, *, body: TransferCreate
         raise _invalid(["body", "variant_id" if body.variant_id else "sku"], "No such variant.")
     transfer_id = uuid.uuid4()
     reference = body.reference or f"transfer:{transfer_id}"
-    legs = [
-        (body.from_location_id, Operation.SUBTRACT),
-        (body.to_location_id, Operation.ADD),
+    legs = sorted(
+        [
+            (body.from_location_id, Operation.SUBTRACT, "from_location_id"),
+            (body.to_location_id, Operation.ADD, "to_location_id"),
+        ],
+        key=lambda leg: leg[0],
+    )
+    changes: list[tuple[list[str | int], repository.Change]] = [
+        (
+            ["body", field],
+            repository.Change(
+                variant_id=variant["id"],
+                location_id=location_id,
+                operation=operation.value,
+                quantity=body.quantity,
+                reason=Reason.TRANSFER.value,
+                note=body.note,
+                reference=reference,
+                expected_version=None,
+                allow_backorder=variant["allow_backorder"],
+            ),
+        )
+        for location_id, operation, field in legs
     ]
     movements: dict[Operation, Movement] = {}
-    for location_id, operation in sorted(legs, key=lambda leg: leg[0]):
-        change = repository.Change(
-            variant_id=variant["id"],
-            location_id=location_id,
-            operation=operation.value,
-            quantity=body.quantity,
-            reason=Reason.TRANSFER.value,
-            note=body.note,
-            reference=reference,
-            expected_version=None,
-            allow_backorder=variant["allow_backorder"],
-        )
-        try:
-            result = await _apply(db, principal, change=change, location=["body"])
-        except ValidationFailed as error:
-            field = "from_location_id" if operation == Operation.SUBTRACT else "to_location_id"
-            raise _invalid(["body", field], "No such location.") from error
-        movements[operation] = result.movement
+    outcomes = await _apply_all(db, principal, changes=changes)
+    for (_, operation, _), outcome in zip(legs, outcomes, strict=True):
+        if isinstance(outcome, Problem):
+            raise outcome
+        movements[operation] = outcome.movement
     return Transfer(
         id=transfer_id,
         variant_id=variant["id"],

@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shelfkeeper.kit import context
 from shelfkeeper.kit.problems import PROBLEM_MEDIA_TYPE, InternalError, PayloadTooLarge
 
 logger = logging.getLogger("shelfkeeper")
@@ -24,7 +25,10 @@ class RequestContextMiddleware:
     """Outermost middleware of the app.
 
     - Gives every request an id (the client's `X-Request-ID` when well-formed) and returns it
-      in `X-Request-ID` on every response, errors included.
+      in `X-Request-ID` on every response, errors included; binds it to every log line
+      written while serving the request (`kit.context`).
+    - Adds the headers the request asked for with `context.add_response_headers` (the
+      rate-limit headers) to its response, whatever the response is.
     - Refuses bodies over `max_body_bytes` with 413, by `Content-Length` up front or by
       counting the bytes of a streamed body.
     - Turns an unexpected exception into a generic 500 problem, logged with the request id.
@@ -49,7 +53,10 @@ class RequestContextMiddleware:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                response_headers = MutableHeaders(scope=message)
+                for name, value in context.response_headers(scope).items():
+                    response_headers[name] = value
+                response_headers["X-Request-ID"] = request_id
             await send(message)
 
         received = 0
@@ -63,20 +70,22 @@ class RequestContextMiddleware:
                     raise HTTPException(413)
             return message
 
-        try:
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._problem(send_with_id, scope, PayloadTooLarge(self._limit_text()))
-                return
-            await self.app(scope, receive_limited, send_with_id)
-        except Exception:
-            logger.exception(
-                "unhandled error in request %s", request_id, extra={"request_id": request_id}
-            )
-            if not response_started:
-                await self._problem(send_with_id, scope, InternalError("Something went wrong."))
-        finally:
-            request_id_var.reset(token)
+        with context.request_log_context(request_id=request_id):
+            try:
+                declared = headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_body_bytes:
+                    await self._problem(send_with_id, scope, PayloadTooLarge(self._limit_text()))
+                    return
+                await self.app(scope, receive_limited, send_with_id)
+            except Exception:
+                logger.exception(
+                    "unhandled error in request %s", request_id, extra={"request_id": request_id}
+                )
+                if not response_started:
+                    problem = InternalError("Something went wrong.")
+                    await self._problem(send_with_id, scope, problem)
+            finally:
+                request_id_var.reset(token)
 
     def _limit_text(self) -> str:
         return f"Request bodies are limited to {self.max_body_bytes} bytes."

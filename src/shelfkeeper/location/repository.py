@@ -133,3 +133,9 @@ async def delete(
     except asyncpg.ForeignKeyViolationError as error:
         raise StillReferenced() from error
     return status != "DELETE 0"
+
+
+async def priorities(db: Connection, *, tenant_id: str) -> list[Record]:
+    return await db.fetch(
+        "SELECT id, priority, active FROM location WHERE tenant_id = $1", tenant_id
+    )

@@ -157,3 +157,12 @@ async def delete(
 async def exists(db: Connection, *, tenant_id: str, location_id: UUID) -> bool:
     """Whether the tenant has this location (for other domains validating references)."""
     return await repository.get(db, tenant_id=tenant_id, location_id=location_id) is not None
+
+
+async def priorities(db: Connection, *, tenant_id: str) -> dict[UUID, tuple[int, bool]]:
+    """Every location of the tenant: its allocation `priority` and whether it is `active`.
+
+    For other domains choosing where to take stock from (higher priority first).
+    """
+    rows = await repository.priorities(db, tenant_id=tenant_id)
+    return {row["id"]: (row["priority"], row["active"]) for row in rows}

@@ -16,19 +16,21 @@ class DuplicateTenant(Exception):
     pass
 
 
-async def enter(db: Connection, tenant_id: str) -> str | None:
-    """Bind the transaction to `tenant_id` and return its status (None if it does not exist).
+async def enter(db: Connection, tenant_id: str) -> Record | None:
+    """Bind the transaction to `tenant_id`; return its `status` and `rate_limit` setting
+    (None if the tenant does not exist).
 
     One statement: the binding and the lookup cost a single round trip.
     """
-    status: str | None = await db.fetchval(
+    row: Record | None = await db.fetchrow(
         """
-        SELECT t.status FROM (SELECT set_config('app.tenant_id', $1, true)) AS bound
+        SELECT t.status, t.settings -> 'rate_limit' AS rate_limit
+        FROM (SELECT set_config('app.tenant_id', $1, true)) AS bound
         LEFT JOIN tenant AS t ON t.id = $1
         """,
         tenant_id,
     )
-    return status
+    return row if row is not None and row["status"] is not None else None
 
 
 async def insert(db: Connection, *, tenant_id: str, name: str, settings: dict[str, Any]) -> Record:

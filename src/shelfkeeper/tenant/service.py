@@ -6,7 +6,13 @@ from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, Forbidden, NotFound, VersionMismatch
 from shelfkeeper.tenant import repository
-from shelfkeeper.tenant.schemas import Tenant, TenantCreate, TenantSettings, TenantUpdate
+from shelfkeeper.tenant.schemas import (
+    RateLimit,
+    Tenant,
+    TenantCreate,
+    TenantSettings,
+    TenantUpdate,
+)
 
 SORT_FIELDS = {
     "id": SortField("id", TEXT_FIELD),
@@ -40,16 +46,19 @@ def _tenant(row: Record) -> Tenant:
     )
 
 
-async def enter(db: Connection, tenant_id: str) -> None:
-    """Bind the transaction to an active tenant.
+async def enter(db: Connection, tenant_id: str) -> RateLimit | None:
+    """Bind the transaction to an active tenant; return the tenant's own rate limit (None
+    when it sets none and the service default applies).
 
     Raises TenantNotFound (404) or TenantSuspended (403).
     """
-    status = await repository.enter(db, tenant_id)
-    if status is None:
+    row = await repository.enter(db, tenant_id)
+    if row is None:
         raise TenantNotFound(f"No tenant `{tenant_id}`.")
-    if status != "active":
+    if row["status"] != "active":
         raise TenantSuspended(f"Tenant `{tenant_id}` is suspended.")
+    rate_limit = row["rate_limit"]
+    return None if rate_limit is None else RateLimit.model_validate(rate_limit)
 
 
 async def create(db: Connection, *, body: TenantCreate) -> Tenant:

@@ -1,0 +1,1 @@
+"""Logs, metrics: how the service is watched (`docs/observability.md`)."""
