@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from shelfkeeper.db import migrate
-from shelfkeeper.db.database import Connection, bind_tenant, init_connection
+from shelfkeeper.db.database import Connection, Database, bind_tenant, init_connection
+from shelfkeeper.event import service as event_service
+from shelfkeeper.event.schemas import EventType
 from tests.conftest import TenantWorld
 
 PLATFORM_TABLES = {"tenant", "alembic_version"}
@@ -43,7 +45,13 @@ async def service_connection(database_url: str) -> AsyncIterator[Connection]:
 
 
 async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant: str) -> None:
-    """Give `tenant` at least one row in every tenant-owned table, through the API."""
+    """Give `tenant` at least one row in every tenant-owned table, through the API (events
+    through the outbox service, until an endpoint records them)."""
+    database: Database = client._transport.app.state.database  # type: ignore[attr-defined]
+    async with database.tenant_transaction(tenant) as db:
+        await event_service.record(
+            db, tenant_id=tenant, type=EventType.ORDER_PLACED, subject="seed", data={}
+        )
     headers = world.headers(tenant) | {"Idempotency-Key": f"seed-{tenant}"}
     created = await client.post(
         f"/api/v1/{tenant}/locations",

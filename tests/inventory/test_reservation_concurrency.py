@@ -12,7 +12,6 @@ from shelfkeeper.db.database import Connection, Database
 from shelfkeeper.inventory.ledger import find_drift
 from tests.conftest import TenantWorld, bearer
 from tests.inventory.factories import levels
-from tests.inventory.test_ledger import run_verify
 from tests.inventory.reservation_factories import (
     PROBLEMS,
     expire,
@@ -21,6 +20,7 @@ from tests.inventory.reservation_factories import (
     reservations_url,
     stocked_item,
 )
+from tests.inventory.test_ledger import run_verify
 
 
 async def race(

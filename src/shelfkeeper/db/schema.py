@@ -2,6 +2,7 @@
 
 from shelfkeeper.auth import models as auth_models
 from shelfkeeper.db.metadata import metadata
+from shelfkeeper.event import models as event_models
 from shelfkeeper.inventory import models as inventory_models
 from shelfkeeper.kit import models as kit_models
 from shelfkeeper.location import models as location_models
@@ -9,6 +10,7 @@ from shelfkeeper.tenant import models as tenant_models
 
 __all__ = [
     "auth_models",
+    "event_models",
     "inventory_models",
     "kit_models",
     "location_models",

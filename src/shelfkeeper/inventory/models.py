@@ -4,7 +4,9 @@
 so a SKU is unique per tenant across items and variants. `stock_level` holds one row per
 (variant, location), with CHECK constraints that make the stock invariants impossible to
 break, even by a bug. `stock_movement` is the append-only ledger; `level_version` orders a
-level's movements (the level's version after the change).
+level's movements (the level's version after the change). `reservation` is a checkout hold
+with an expiry, and `reservation_line` the units it holds at each level (lines survive the
+hold's end, as its history).
 """
 
 from sqlalchemy import (

@@ -316,7 +316,11 @@ def _short(shortages: Sequence[Shortage]) -> InsufficientStock:
 
 
 def _raced(
-    plan: Plan, demands: Sequence[Demand], refused: set[Level], available: dict[Level, int]
+    plan: Plan,
+    demands: Sequence[Demand],
+    refused: set[Level],
+    available: dict[Level, int],
+    places: Places,
 ) -> list[Shortage]:
     """The lines placed on a level that refused, when a fresh read says there would be
     enough (stock that moved between the read and the attempt)."""
@@ -333,9 +337,9 @@ def _raced(
             left = available.get((demand.variant_id, demand.location_id), 0)
         else:
             left = sum(
-                units
-                for (variant_id, _), units in available.items()
-                if variant_id == demand.variant_id
+                max(units, 0)
+                for (variant_id, location_id), units in available.items()
+                if variant_id == demand.variant_id and places.get(location_id, (0, False))[1]
             )
         shortages.append(
             Shortage(
@@ -393,7 +397,7 @@ async def create(
         return await _hold(db, principal, reservation_id=reservation_id, plan=plan, now=now)
     available = await _available(db, tenant_id=tenant_id, demands=demands, released=released)
     fresh = allocate(demands, _candidates(demands, places, available))
-    raise _short(fresh.shortages or _raced(plan, demands, refused, available))
+    raise _short(fresh.shortages or _raced(plan, demands, refused, available, places))
 
 
 async def _hold(
