@@ -1,6 +1,9 @@
 """Housekeeping that visits every tenant in turn: cross-tenant by design, kept in one place.
 
 Each pass binds one tenant at a time (row-level security stays on) and
+- expires reservations (checkout holds) past their expiry, releasing their units with
+  movement reason `expired` (requests that need those units expire them at once anyway;
+  this keeps `reserved` honest for readers);
 - deletes stored `Idempotency-Key` responses past their retention.
 
 It runs inside `shelfkeeper serve` every `SHELFKEEPER_MAINTENANCE_INTERVAL_SECONDS`; with
@@ -14,15 +17,20 @@ import logging
 from dataclasses import dataclass
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Database
+from shelfkeeper.inventory import reservation_service
 from shelfkeeper.kit import idempotency
 from shelfkeeper.tenant import service as tenant_service
 
 logger = logging.getLogger("shelfkeeper.maintenance")
 
+SWEEP_BATCH = 100
+"""Holds expired per transaction: short transactions, bounded lock sets."""
+
 
 @dataclass(frozen=True)
 class PassReport:
     tenants: int
+    holds_expired: int
     idempotency_keys_purged: int
 
 
@@ -30,11 +38,22 @@ async def run_once(database: Database) -> PassReport:
     """One pass over every tenant (and the platform scope)."""
     async with database.tenant_transaction(PLATFORM_SCOPE) as db:
         tenant_ids = await tenant_service.all_ids(db)
-    purged = 0
+    purged = expired = 0
     for scope in [PLATFORM_SCOPE, *tenant_ids]:
         async with database.tenant_transaction(scope) as db:
             purged += await idempotency.purge_expired(db, scope=scope)
-    return PassReport(tenants=len(tenant_ids), idempotency_keys_purged=purged)
+    for tenant_id in tenant_ids:
+        while True:
+            async with database.tenant_transaction(tenant_id) as db:
+                batch = await reservation_service.expire_due(
+                    db, tenant_id=tenant_id, limit=SWEEP_BATCH
+                )
+            expired += batch
+            if batch < SWEEP_BATCH:
+                break
+    return PassReport(
+        tenants=len(tenant_ids), holds_expired=expired, idempotency_keys_purged=purged
+    )
 
 
 async def run_forever(database: Database, *, interval_seconds: float) -> None:
@@ -47,7 +66,8 @@ async def run_forever(database: Database, *, interval_seconds: float) -> None:
             logger.exception("maintenance pass failed")
         else:
             logger.info(
-                "maintenance pass: %d tenants, %d idempotency keys purged",
+                "maintenance pass: %d tenants, %d holds expired, %d idempotency keys purged",
                 report.tenants,
+                report.holds_expired,
                 report.idempotency_keys_purged,
             )

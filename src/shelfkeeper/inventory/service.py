@@ -535,14 +535,20 @@ async def _apply_all(
     change the very version it names. `changes` pairs each change with the path of its
     location field. Raises ValidationFailed (422) for an unknown location.
     """
-    try:
-        async with db.transaction():
-            outcomes = await _run(db, principal, changes=changes, released=())
-            if any(isinstance(outcome, Problem) for outcome in outcomes):
-                raise _Refused(outcomes)
-            return outcomes
-    except _Refused as refused:
-        outcomes = refused.outcomes
+    if len(changes) == 1 and changes[0][1].operation != Operation.SET.value:
+        # The hot path: one change that, when refused, wrote nothing and locked nothing (a
+        # refused UPDATE locks no row; only `set` may create the level by an upsert, and a
+        # refused upsert keeps its row lock). No savepoint needed: two round trips saved.
+        outcomes = await _run(db, principal, changes=changes, released=())
+    else:
+        try:
+            async with db.transaction():
+                outcomes = await _run(db, principal, changes=changes, released=())
+                if any(isinstance(outcome, Problem) for outcome in outcomes):
+                    raise _Refused(outcomes)
+                return outcomes
+        except _Refused as refused:
+            outcomes = refused.outcomes
     short = {
         (change.variant_id, change.location_id)
         for (_, change), outcome in zip(changes, outcomes, strict=True)
