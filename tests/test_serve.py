@@ -168,9 +168,7 @@ def test_serve_over_tls_with_structured_logs(database_url: str, tmp_path: Path) 
 def test_serve_needs_both_tls_files(tmp_path: Path) -> None:
     _, certificate, _ = write_certificate(tmp_path)
 
-    result = run_cli(
-        "serve", "--ssl-certfile", str(certificate), env=cli_environment(tmp_path)
-    )
+    result = run_cli("serve", "--ssl-certfile", str(certificate), env=cli_environment(tmp_path))
 
     assert result.returncode == 2, result.stderr
     assert "give both --ssl-certfile and --ssl-keyfile" in result.stderr

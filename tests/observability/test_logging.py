@@ -299,3 +299,27 @@ def test_console_format_is_one_readable_line_per_event() -> None:
     assert "\n" not in line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
+
+
+async def test_routes_that_are_not_api_routes_are_named_too(
+    client: httpx.AsyncClient, logs: CapturedLogs
+) -> None:
+    pages = {
+        "openapi": "/api/v1/openapi.json",
+        "docs": "/docs",
+        "asset": "/docs/assets/swagger-ui.css",
+        "metrics": "/metrics",
+    }
+    for name, path in pages.items():
+        assert (await client.get(path, headers={"X-Request-ID": name})).status_code == 200
+    wrong_method = await client.put("/healthz", headers={"X-Request-ID": "page-put"})
+
+    assert wrong_method.status_code == 405
+    routes = {line["request_id"]: line["route"] for line in logs.access_lines()}
+    assert routes == {
+        "openapi": "/api/v1/openapi.json",
+        "docs": "/docs",
+        "asset": "/docs/assets",
+        "metrics": "/metrics",
+        "page-put": "/healthz",
+    }

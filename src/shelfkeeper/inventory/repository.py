@@ -596,3 +596,87 @@ async def find_variants(
         variant_ids,
         skus,
     )
+
+
+async def variants_for_references(
+    db: Connection, *, tenant_id: str, variant_ids: list[UUID], item_ids: list[UUID], skus: list[str]
+) -> list[Record]:
+    """Every variant that an id, an item id or a SKU (an item's or a variant's) may name.
+
+    Each row: the variant (`id`, `item_id`, `sku`, `price` as text), its item's `item_sku`
+    and `allow_backorder`, and `siblings`, how many variants the item has.
+    """
+    return await db.fetch(
+        """
+        SELECT v.id, v.item_id, v.sku, v.price::text AS price, i.sku AS item_sku,
+               i.allow_backorder,
+               (SELECT count(*) FROM variant w
+                WHERE w.tenant_id = v.tenant_id AND w.item_id = v.item_id) AS siblings
+        FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        WHERE v.tenant_id = $1
+          AND (v.id = ANY($2::uuid[]) OR v.item_id = ANY($3::uuid[])
+               OR v.item_id IN (SELECT item_id FROM sku WHERE tenant_id = $1 AND sku = ANY($4::text[])))
+        ORDER BY v.item_id, v.position
+        """,
+        tenant_id,
+        variant_ids,
+        item_ids,
+        skus,
+    )
+
+
+# Shipping reserved units: the reservation is used up and the units leave, in one statement
+# that writes two movements, so that the ledger replays with its ordinary operations: a
+# `release` (level version + 1) and a `subtract` (level version + 2). $4 is the quantity.
+SHIP_STATEMENT = """
+WITH level AS (
+    UPDATE stock_level AS s
+    SET on_hand = s.on_hand - $4, reserved = s.reserved - $4, version = s.version + 2,
+        updated_at = now()
+    WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
+      AND s.reserved >= $4 AND s.on_hand >= $4
+    RETURNING s.*
+), movement AS (
+    INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
+                                quantity, on_hand_after, reserved_after, reason, note,
+                                reference, actor, created_at)
+    SELECT tenant_id, variant_id, location_id, version - 1, 'release', $4, on_hand + $4,
+           reserved, $5, $6, $7, $8, clock_timestamp()
+    FROM level
+    UNION ALL
+    SELECT tenant_id, variant_id, location_id, version, 'subtract', $4, on_hand, reserved,
+           $5, $6, $7, $8, clock_timestamp()
+    FROM level
+    RETURNING level_version
+)
+SELECT level.on_hand, level.reserved, level.version FROM level
+"""
+
+
+async def ship(
+    db: Connection,
+    *,
+    tenant_id: str,
+    variant_id: UUID,
+    location_id: UUID,
+    quantity: int,
+    reason: str,
+    note: str | None,
+    reference: str | None,
+    actor: str,
+) -> Record | None:
+    """Turn `quantity` reserved units into a deduction (on_hand and reserved both fall).
+
+    One conditional statement: None when fewer units are reserved or on hand.
+    """
+    return await db.fetchrow(
+        SHIP_STATEMENT,
+        tenant_id,
+        variant_id,
+        location_id,
+        quantity,
+        reason,
+        note,
+        reference,
+        actor,
+    )

@@ -365,8 +365,42 @@ async def create(
     reservation_id = await reservation_repository.insert(
         db, tenant_id=tenant_id, ttl_seconds=body.ttl_seconds, now=now, actor=principal.actor
     )
-    reference = expiry.hold_reference(reservation_id)
+    plan = await reserve_units(
+        db,
+        principal,
+        demands=demands,
+        reference=expiry.hold_reference(reservation_id),
+        places=places,
+        now=now,
+    )
+    return await _hold(db, principal, reservation_id=reservation_id, plan=plan, now=now)
 
+
+async def reserve_units(
+    db: Connection,
+    principal: Principal,
+    *,
+    demands: Sequence[Demand],
+    reference: str,
+    places: Places | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Place and reserve every demand, or none: the machinery of a hold, for orders too.
+
+    Each demand is placed by `allocation.allocate` over the active locations (`places`, read
+    when not given), and each level's summed quantity is reserved with one `reserve`
+    statement (reason `other`, `reference`), in the global lock order. When a level refuses,
+    holds past their expiry on the levels the demands need stop counting (their units are
+    released, reason `expired`) and the demands are placed and tried once more. Returns the
+    plan whose units are now reserved.
+
+    The caller checks that the demands name existing variants and active locations.
+    Raises InsufficientStock (409) listing every short demand (`index`, `variant_id`,
+    `location_id` if named, `requested`, `available`); nothing is reserved then.
+    """
+    tenant_id = _tenant(principal)
+    if places is None:
+        places = await location_service.priorities(db, tenant_id=tenant_id)
     available = await _available(db, tenant_id=tenant_id, demands=demands)
     plan = allocate(demands, _candidates(demands, places, available))
     refused: set[Level] = set()
@@ -375,7 +409,7 @@ async def create(
             db, principal, plan=plan, demands=demands, reference=reference, released=()
         )
         if not refused:
-            return await _hold(db, principal, reservation_id=reservation_id, plan=plan, now=now)
+            return plan
 
     _, released = await expiry.expire_holds(
         db,
@@ -394,7 +428,7 @@ async def create(
         db, principal, plan=plan, demands=demands, reference=reference, released=released
     )
     if not refused:
-        return await _hold(db, principal, reservation_id=reservation_id, plan=plan, now=now)
+        return plan
     available = await _available(db, tenant_id=tenant_id, demands=demands, released=released)
     fresh = allocate(demands, _candidates(demands, places, available))
     raise _short(fresh.shortages or _raced(plan, demands, refused, available, places))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -775,3 +776,213 @@ async def list_movements(
         sort_value=lambda movement: movement.created_at,
         row_id=lambda movement: movement.id,
     )
+
+
+# --- for orders -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantReference:
+    """How an order line names what it sells: a variant id, an item id, or a SKU (a
+    variant's, or an item's when the item has one variant). Several may be given; they must
+    then name the same variant."""
+
+    item_id: UUID | None = None
+    variant_id: UUID | None = None
+    sku: str | None = None
+
+
+@dataclass(frozen=True)
+class SellableVariant:
+    """What a line needs to know about the variant it sells, as it is now."""
+
+    item_id: UUID
+    variant_id: UUID
+    sku: str
+    price: Decimal | None
+    allow_backorder: bool
+
+
+def _sellable(row: Record) -> SellableVariant:
+    return SellableVariant(
+        item_id=row["item_id"],
+        variant_id=row["id"],
+        sku=row["sku"],
+        price=Decimal(row["price"]) if row["price"] is not None else None,
+        allow_backorder=row["allow_backorder"],
+    )
+
+
+def _match(
+    reference: VariantReference, rows: Sequence[Record]
+) -> SellableVariant | tuple[str, str, str]:
+    """The variant `reference` names among `rows`, or `(field, message, type)` saying why
+    it names none."""
+    if reference.variant_id is not None:
+        row = next((row for row in rows if row["id"] == reference.variant_id), None)
+        if row is None:
+            return ("variant_id", "No such variant.", "value_error")
+        if reference.item_id is not None and row["item_id"] != reference.item_id:
+            return ("item_id", "The variant belongs to another item.", "value_error")
+        if reference.sku is not None and reference.sku not in (row["sku"], row["item_sku"]):
+            return ("sku", "`variant_id` and `sku` name different variants.", "value_error")
+        return _sellable(row)
+    if reference.sku is not None:
+        named = [row for row in rows if row["sku"] == reference.sku]
+        if not named:
+            named = [row for row in rows if row["item_sku"] == reference.sku]
+        if not named:
+            return ("sku", "No item or variant has this SKU.", "value_error")
+    else:
+        named = [row for row in rows if row["item_id"] == reference.item_id]
+        if not named:
+            return ("item_id", "No such item.", "value_error")
+    if reference.item_id is not None and named[0]["item_id"] != reference.item_id:
+        return ("item_id", "`item_id` and `sku` name different items.", "value_error")
+    if len(named) > 1:
+        return (
+            "variant_id",
+            "This item has several variants; name one (`variant_id` or the variant's SKU).",
+            "missing",
+        )
+    return _sellable(named[0])
+
+
+async def resolve_variants(
+    db: Connection,
+    principal: Principal,
+    *,
+    references: Sequence[VariantReference],
+    location: list[str | int],
+) -> list[SellableVariant]:
+    """The variant each reference names, with its item, SKU, price and backorder flag.
+
+    Raises ValidationFailed (422) listing every reference that names no variant, names
+    disagreeing ones, or names an item with several variants without saying which; each
+    error's `loc` is `[*location, index, field]`.
+    """
+    rows = await repository.variants_for_references(
+        db,
+        tenant_id=_tenant(principal),
+        variant_ids=[ref.variant_id for ref in references if ref.variant_id is not None],
+        item_ids=[ref.item_id for ref in references if ref.item_id is not None],
+        skus=[ref.sku for ref in references if ref.sku is not None],
+    )
+    resolved: list[SellableVariant] = []
+    errors: list[dict[str, Any]] = []
+    for index, reference in enumerate(references):
+        match = _match(reference, rows)
+        if isinstance(match, SellableVariant):
+            resolved.append(match)
+        else:
+            field, message, kind = match
+            errors.append({"loc": [*location, index, field], "msg": message, "type": kind})
+    if errors:
+        raise ValidationFailed(errors)
+    return resolved
+
+
+@dataclass(frozen=True)
+class LevelUnits:
+    """`quantity` units of a variant at one location."""
+
+    variant_id: UUID
+    location_id: UUID
+    quantity: int
+
+
+def _by_level(units: Sequence[LevelUnits]) -> list[LevelUnits]:
+    """The units summed per level, in the global lock order (variant id, location id)."""
+    totals: dict[tuple[UUID, UUID], int] = {}
+    for unit in units:
+        level = (unit.variant_id, unit.location_id)
+        totals[level] = totals.get(level, 0) + unit.quantity
+    return [
+        LevelUnits(variant_id, location_id, quantity)
+        for (variant_id, location_id), quantity in sorted(totals.items())
+        if quantity > 0
+    ]
+
+
+async def ship_units(
+    db: Connection,
+    principal: Principal,
+    *,
+    units: Sequence[LevelUnits],
+    reference: str,
+    note: str | None = None,
+) -> None:
+    """Turn reserved units into a deduction: at each level `on_hand` and `reserved` fall by
+    the quantity, in one conditional statement per level (in the global lock order) that
+    writes two movements, a `release` and a `subtract`, both with reason `sale`.
+
+    Raises InsufficientReserved (409) when fewer units are reserved at a level (someone
+    released them by hand), or InsufficientStock (409) when fewer are on hand (a backorder
+    not yet received); the caller's transaction must then roll back.
+    """
+    tenant_id = _tenant(principal)
+    for unit in _by_level(units):
+        row = await repository.ship(
+            db,
+            tenant_id=tenant_id,
+            variant_id=unit.variant_id,
+            location_id=unit.location_id,
+            quantity=unit.quantity,
+            reason=Reason.SALE.value,
+            note=note,
+            reference=reference,
+            actor=principal.actor,
+        )
+        if row is not None:
+            continue
+        level = await repository.get_level(
+            db, tenant_id=tenant_id, variant_id=unit.variant_id, location_id=unit.location_id
+        )
+        on_hand = level["on_hand"] if level else 0
+        reserved = level["reserved"] if level else 0
+        where = {"variant_id": str(unit.variant_id), "location_id": str(unit.location_id)}
+        if reserved < unit.quantity:
+            raise InsufficientReserved(
+                f"Only {reserved} units are reserved at this level; cannot ship {unit.quantity}.",
+                reserved=reserved,
+                requested=unit.quantity,
+                **where,
+            )
+        raise InsufficientStock(
+            f"Only {on_hand} units are on hand at this level; cannot ship {unit.quantity}.",
+            available=on_hand - reserved,
+            on_hand=on_hand,
+            requested=unit.quantity,
+            **where,
+        )
+
+
+async def release_units(
+    db: Connection,
+    principal: Principal,
+    *,
+    units: Sequence[LevelUnits],
+    reference: str,
+    note: str | None = None,
+) -> None:
+    """Give reserved units back (movements `release`, reason `other`), level by level in the
+    global lock order. Never refused: where fewer units are still reserved (released by hand
+    meanwhile), what is reserved is released."""
+    tenant_id = _tenant(principal)
+    for unit in _by_level(units):
+        await expiry.release_units(
+            db,
+            tenant_id=tenant_id,
+            change=repository.Change(
+                variant_id=unit.variant_id,
+                location_id=unit.location_id,
+                operation=Operation.RELEASE.value,
+                quantity=unit.quantity,
+                reason=Reason.OTHER.value,
+                note=note,
+                reference=reference,
+                expected_version=None,
+                allow_backorder=False,
+            ),
+            actor=principal.actor,
+        )

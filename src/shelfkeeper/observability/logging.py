@@ -155,6 +155,8 @@ def logging_config(log_format: LogFormat = "json", level: str = "INFO") -> dict[
             "coredis": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # Alembic announces each of its plugins when imported (in every worker).
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 

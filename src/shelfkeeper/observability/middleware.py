@@ -12,6 +12,7 @@ import re
 import time
 
 import structlog
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shelfkeeper.kit import context
@@ -20,24 +21,27 @@ from shelfkeeper.observability.metrics import UNMATCHED_ROUTE, Metrics
 access_logger = structlog.stdlib.get_logger("shelfkeeper.access")
 
 
-def route_template(scope: Scope) -> str | None:
+def route_template(scope: Scope, *, path: str, root_path: str) -> str | None:
     """The path template of the route that served the request (None if none matched).
 
-    FastAPI keeps an included router's routes with paths relative to the router's prefix
-    (`/{tenant_id}/locations` under `/api/v1`), so the prefix is recovered from the path:
-    it is what precedes the part the route's pattern matches. A prefix segment equal to a
-    path parameter's value is written as that parameter, so no id ever reaches a label.
+    `path` and `root_path` are the request's as it arrived (a mount rewrites `root_path`).
+
+    FastAPI marks the request's scope with the API route that served it, but keeps an
+    included router's routes with paths relative to the router's prefix
+    (`/{tenant_id}/locations` under `/api/v1`), so the prefix is recovered from the path: it
+    is what precedes the part the route's pattern matches. A prefix segment equal to a path
+    parameter's value is written as that parameter, so no id ever reaches a label. Routes
+    that are not API routes (the OpenAPI document, the docs' assets) leave no mark; they
+    are found among the app's own routes.
     """
-    route = scope.get("route")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    route = scope.get("route") or top_level_route(scope, path)
     template = getattr(route, "path", None)
     if not isinstance(template, str):
         return None
     pattern = getattr(route, "path_regex", None)
-    path = str(scope.get("path", ""))
-    root_path = str(scope.get("root_path", ""))
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    if not isinstance(pattern, re.Pattern) or pattern.match(path):
+    if isinstance(route, Mount) or not isinstance(pattern, re.Pattern) or pattern.match(path):
         return template
     values = {str(value): name for name, value in scope.get("path_params", {}).items()}
     for index, character in enumerate(path):
@@ -50,6 +54,16 @@ def route_template(scope: Scope) -> str | None:
     return template
 
 
+def top_level_route(scope: Scope, path: str) -> BaseRoute | None:
+    """The app's own route or mount (not an included router's) that matches `path`."""
+    router = getattr(scope.get("app"), "router", None)
+    probe = {"type": "http", "path": path, "root_path": "", "method": scope.get("method")}
+    for route in getattr(router, "routes", ()):
+        if isinstance(route, Route | Mount) and route.matches(probe)[0] is not Match.NONE:
+            return route
+    return None
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics | None) -> None:
         self.app = app
@@ -60,6 +74,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        path, root_path = str(scope.get("path", "")), str(scope.get("root_path", ""))
         state = scope.setdefault("state", {})
         status = 500  # if the response never starts
 
@@ -73,7 +88,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_noting_status)
         finally:
             duration = time.perf_counter() - started
-            route = route_template(scope)
+            route = route_template(scope, path=path, root_path=root_path)
             fields = context.bound_fields(scope)
             if self.metrics is not None:
                 self.metrics.observe_request(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+from pydantic import ValidationError
+
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, Forbidden, NotFound, VersionMismatch
@@ -13,6 +17,8 @@ from shelfkeeper.tenant.schemas import (
     TenantSettings,
     TenantUpdate,
 )
+
+logger = logging.getLogger("shelfkeeper.tenant")
 
 SORT_FIELDS = {
     "id": SortField("id", TEXT_FIELD),
@@ -57,8 +63,16 @@ async def enter(db: Connection, tenant_id: str) -> RateLimit | None:
         raise TenantNotFound(f"No tenant `{tenant_id}`.")
     if row["status"] != "active":
         raise TenantSuspended(f"Tenant `{tenant_id}` is suspended.")
-    rate_limit = row["rate_limit"]
-    return None if rate_limit is None else RateLimit.model_validate(rate_limit)
+    stored = row["rate_limit"]
+    if stored is None:
+        return None
+    try:
+        return RateLimit.model_validate(stored)
+    except ValidationError:
+        # Settings are validated when written; an unreadable one must not lock the tenant
+        # out with 500s: the service default applies instead.
+        logger.warning("tenant %s: unreadable rate_limit setting, using the default", tenant_id)
+        return None
 
 
 async def create(db: Connection, *, body: TenantCreate) -> Tenant:
