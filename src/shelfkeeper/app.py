@@ -50,6 +50,7 @@ from shelfkeeper.location.endpoints import router as location_router
 from shelfkeeper.observability import metrics as observability_metrics
 from shelfkeeper.observability.logging import configure_structlog
 from shelfkeeper.observability.middleware import ObservabilityMiddleware
+from shelfkeeper.order.endpoints import router as order_router
 from shelfkeeper.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger("shelfkeeper")
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.include_router(location_router)
     api.include_router(inventory_router)
     api.include_router(reservation_router)
+    api.include_router(order_router)
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)

@@ -83,6 +83,22 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         headers=world.headers(tenant),
     )
     assert held.status_code == 201, held.text
+    order = await client.post(
+        f"/api/v1/{tenant}/orders",
+        json={
+            "customer": {"email": "ada@example.com"},
+            "currency": "USD",
+            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "5.00"}],
+        },
+        headers=world.headers(tenant),
+    )
+    assert order.status_code == 201, order.text
+    paid = await client.post(
+        f"/api/v1/{tenant}/orders/{order.json()['id']}/payments",
+        json={"amount": "5.00", "provider": "manual"},
+        headers=world.headers(tenant),
+    )
+    assert paid.status_code == 201, paid.text
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(

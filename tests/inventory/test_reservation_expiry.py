@@ -287,7 +287,7 @@ async def test_an_expired_hold_can_be_neither_released_nor_extended(
         )
         assert response.status_code == 409, response.text
         assert response.json()["type"] == PROBLEMS + "reservation-not-held"
-        assert response.json()["status"] == "expired"
+        assert response.json()["reservation_status"] == "expired"
 
     assert {
         **await inventory_rows(owner_connection, tenant=world.a),

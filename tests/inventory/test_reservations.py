@@ -226,7 +226,7 @@ async def test_release_gives_the_units_back_once(
         )
         assert again.status_code == 409, again.text
         assert again.json()["type"] == PROBLEMS + "reservation-not-held"
-        assert again.json()["status"] == "released"
+        assert again.json()["reservation_status"] == "released"
     assert await snapshot(owner_connection, world.a) == before
 
 

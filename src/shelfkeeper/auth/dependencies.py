@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,7 +39,11 @@ bearer = HTTPBearer(
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    """Build the principal of verified JWT claims. Raises Unauthorized for malformed claims."""
+    """Build the principal of verified JWT claims. Raises Unauthorized for malformed claims.
+
+    An optional `location_ids` claim (a list of location ids; a store clerk's) limits where
+    the principal may change stock; absent or null, it may change stock anywhere.
+    """
     subject = claims.get("sub")
     tenant_id = claims.get("tenant_id")
     roles = claims.get("roles", [])
@@ -50,7 +55,25 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     ):
         raise Unauthorized("Token claims `sub`, `tenant_id` or `roles` are malformed.")
     known = frozenset(Role(role) for role in roles if role in Role.__members__.values())
-    return Principal(subject=subject, tenant_id=tenant_id, roles=known, credential="jwt")
+    claimed_locations = claims.get("location_ids")
+    location_ids: frozenset[UUID] | None = None
+    if claimed_locations is not None:
+        malformed = Unauthorized("Token claim `location_ids` must be a list of location ids.")
+        if not isinstance(claimed_locations, list) or not all(
+            isinstance(value, str) for value in claimed_locations
+        ):
+            raise malformed
+        try:
+            location_ids = frozenset(UUID(value) for value in claimed_locations)
+        except ValueError as error:
+            raise malformed from error
+    return Principal(
+        subject=subject,
+        tenant_id=tenant_id,
+        roles=known,
+        credential="jwt",
+        location_ids=location_ids,
+    )
 
 
 async def principal_for_token(request: Request, token: str) -> Principal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
+from uuid import UUID
 
 
 class Role(StrEnum):
@@ -44,12 +45,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller."""
+    """An authenticated caller.
+
+    `location_ids`, from a token's `location_ids` claim (a store clerk's), limits where the
+    caller may change stock; None (every API key, and tokens without the claim) means
+    anywhere in the tenant. Reading is never limited by it.
+    """
 
     subject: str
     tenant_id: str | None
     roles: frozenset[Role]
     credential: Literal["jwt", "api_key"]
+    location_ids: frozenset[UUID] | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -60,6 +67,9 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    def may_change_stock_at(self, location_id: UUID) -> bool:
+        return self.location_ids is None or location_id in self.location_ids
 
     @property
     def actor(self) -> str:

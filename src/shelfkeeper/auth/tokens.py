@@ -9,8 +9,10 @@ JWKS names by `kid`. A token signed with an algorithm outside the configured lis
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -57,8 +59,13 @@ def issue_token(
     roles: list[str],
     ttl_seconds: int | None = None,
     now: datetime | None = None,
+    location_ids: Collection[UUID] | None = None,
 ) -> str:
-    """Sign an HS256 token with the built-in issuer's key."""
+    """Sign an HS256 token with the built-in issuer's key.
+
+    `location_ids` (a store clerk's locations) becomes the `location_ids` claim: its holder
+    may change stock only there.
+    """
     issued_at = now or datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": subject,
@@ -70,6 +77,8 @@ def issue_token(
     }
     if tenant_id is not None:
         claims["tenant_id"] = tenant_id
+    if location_ids is not None:
+        claims["location_ids"] = sorted(str(location_id) for location_id in location_ids)
     return jwt.encode(claims, settings.jwt_signing_secret, algorithm="HS256")
 
 

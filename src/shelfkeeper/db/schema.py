@@ -6,6 +6,7 @@ from shelfkeeper.event import models as event_models
 from shelfkeeper.inventory import models as inventory_models
 from shelfkeeper.kit import models as kit_models
 from shelfkeeper.location import models as location_models
+from shelfkeeper.order import models as order_models
 from shelfkeeper.tenant import models as tenant_models
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "kit_models",
     "location_models",
     "metadata",
+    "order_models",
     "tenant_models",
 ]

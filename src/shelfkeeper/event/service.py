@@ -9,6 +9,12 @@ from shelfkeeper.db.database import Connection
 from shelfkeeper.event import repository
 from shelfkeeper.event.schemas import EventType
 
+OUTBOX_INSERT = "INSERT INTO event (tenant_id, type, subject, data)"
+"""The head of an insert into the outbox, for a statement of another domain that records its
+events in the same statement (a data-modifying CTE, no extra round trip). Follow it with a
+query of `(tenant_id, type, subject, data)` rows; as with `record`, `id` and `time` take
+their defaults (`time` is the clock when the row is written) and `sequence` stays NULL."""
+
 
 def source_of(tenant_id: str) -> str:
     """The CloudEvents `source` of a tenant's events."""

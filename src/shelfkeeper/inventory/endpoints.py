@@ -27,16 +27,21 @@ from shelfkeeper.inventory.errors import (
     ItemInUse,
     ItemNotFound,
     LastVariant,
+    LevelNotFound,
     VariantNotFound,
     VersionConflict,
 )
 from shelfkeeper.inventory.schemas import (
     AdjustmentResult,
+    AsOf,
     BatchAdjustments,
     BatchResult,
     Item,
     ItemCreate,
+    ItemStock,
     ItemUpdate,
+    LevelThresholdUpdate,
+    LowStockStatus,
     Movement,
     StockAdjustment,
     Transfer,
@@ -114,6 +119,29 @@ async def list_items(
     )
 
 
+# Before `/inventory/{item_id}`, which would otherwise take `alerts` for an item id.
+@router.get(
+    "/inventory/alerts",
+    tags=["Stock"],
+    summary="Levels at or below their low-stock threshold",
+    description="Each level whose available stock is at or below its threshold: the "
+    "level's own, else its item's, else the tenant's default `low_stock_threshold` (a level "
+    "with none never alerts). Ordered by the variant's SKU, then the location. `since` is "
+    "when the level last crossed its threshold downward (its `InventoryLowStock` event).",
+)
+async def list_alerts(
+    principal: Reader,
+    db: TenantSession,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    sort: Annotated[str, Query(description="`sku` or `-sku` (the variant's).")] = "sku",
+    location_id: Annotated[UUID | None, Query(description="Levels at this location.")] = None,
+) -> Page[LowStockStatus]:
+    return await service.list_alerts(
+        db, principal, sort=sort, cursor=cursor, limit=limit, location_id=location_id
+    )
+
+
 @router.get(
     "/inventory/{item_id}",
     tags=["Inventory"],
@@ -178,6 +206,50 @@ async def adjust_stock(
     item_id: UUID, body: StockAdjustment, principal: Operator, db: TenantSession
 ) -> AdjustmentResult:
     return await service.adjust(db, principal, item_id=item_id, body=body)
+
+
+@router.get(
+    "/inventory/{item_id}/stock",
+    tags=["Stock"],
+    summary="The item's stock per level, now or at a past time",
+    description="Without `as_of`, the levels as they are. With `as_of` (RFC 3339 with a "
+    "time zone, not in the future), what each level held then, from the ledger: the state "
+    "after its last movement at or before `as_of`; a level without a movement by then is "
+    "left out.",
+    responses=problem_responses(ItemNotFound),
+)
+async def get_stock(
+    item_id: UUID, principal: Reader, db: TenantSession, as_of: AsOf | None = None
+) -> ItemStock:
+    return await service.item_stock(db, principal, item_id=item_id, as_of=as_of)
+
+
+@router.patch(
+    "/inventory/{item_id}/levels/{location_id}",
+    tags=["Stock"],
+    summary="Set a level's low-stock threshold",
+    description="`low_stock_threshold` null falls back to the item's, then the tenant's "
+    "default. A threshold that puts the level at or below it records `InventoryLowStock` "
+    "(a crossing); the level's `version` does not change, and `If-Match` must name it. "
+    "A level exists once stock was recorded at the location (404 before).",
+    responses=problem_responses(ItemNotFound, LevelNotFound, VersionMismatch, *WRITE_PROBLEMS),
+)
+async def set_level_threshold(
+    item_id: UUID,
+    location_id: UUID,
+    body: LevelThresholdUpdate,
+    principal: Operator,
+    db: TenantSession,
+    if_match: IfMatch = None,
+) -> LowStockStatus:
+    return await service.set_level_threshold(
+        db,
+        principal,
+        item_id=item_id,
+        location_id=location_id,
+        body=body,
+        expected_version=expected_version(if_match),
+    )
 
 
 @router.get(

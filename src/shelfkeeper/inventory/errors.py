@@ -13,6 +13,10 @@ class VariantNotFound(NotFound):
     title = "Variant not found"
 
 
+class LevelNotFound(NotFound):
+    title = "Stock level not found"
+
+
 class DuplicateSku(Conflict):
     slug = "duplicate-sku"
     title = "SKU already in use in this tenant"

@@ -3,7 +3,9 @@
 `sku` is the tenant's SKU registry: every item SKU and every variant SKU has one row there,
 so a SKU is unique per tenant across items and variants. `stock_level` holds one row per
 (variant, location), with CHECK constraints that make the stock invariants impossible to
-break, even by a bug. `stock_movement` is the append-only ledger; `level_version` orders a
+break, even by a bug; its `low_stock` columns are the level's low-stock alert state
+(whether it is at or below its threshold, and the version and time of its last downward
+crossing). `stock_movement` is the append-only ledger; `level_version` orders a
 level's movements (the level's version after the change). `reservation` is a checkout hold
 with an expiry, and `reservation_line` the units it holds at each level (lines survive the
 hold's end, as its history).
@@ -125,6 +127,9 @@ stock_level = Table(
     Column("low_stock_threshold", Integer, nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
     *_timestamps(),
+    Column("low_stock", Boolean, nullable=False, server_default=text("false")),
+    Column("low_stock_version", Integer, nullable=True),
+    Column("low_stock_since", TIMESTAMP(timezone=True), nullable=True),
     PrimaryKeyConstraint("tenant_id", "variant_id", "location_id"),
     ForeignKeyConstraint(
         ["tenant_id", "variant_id"], ["variant.tenant_id", "variant.id"], ondelete="CASCADE"

@@ -3,12 +3,15 @@
 A stock change is one statement: a conditional UPDATE (or an upsert, where a missing level
 may be created) whose WHERE clause *is* the business rule, with the ledger row inserted by
 the same statement in a data-modifying CTE. Zero rows back means the rule refused the change;
-only then does a second read explain why.
+only then does a second read explain why. The same statement keeps the level's low-stock
+state and records its events in the outbox (`InventoryUpdated` per movement,
+`InventoryLowStock` on a downward crossing of the threshold), so neither costs a round trip.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -16,7 +19,10 @@ from uuid import UUID
 import asyncpg
 
 from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.event import service as event_service
+from shelfkeeper.event.schemas import EventType
 from shelfkeeper.kit.pagination import Keyset
+from shelfkeeper.tenant import service as tenant_service
 
 ITEM_COLUMNS = (
     "id, sku, name, description, attributes, low_stock_threshold, allow_backorder, version, "
@@ -149,7 +155,6 @@ class ItemFilter:
     query: str | None = None
     location_id: UUID | None = None
     low_stock: bool | None = None
-    default_threshold: int | None = None
 
 
 async def list_items(
@@ -170,8 +175,7 @@ async def list_items(
                 SELECT 1 FROM stock_level s JOIN variant v
                   ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
                 WHERE s.tenant_id = $1 AND v.item_id = item.id
-                  AND s.on_hand - s.reserved
-                      <= coalesce(s.low_stock_threshold, item.low_stock_threshold, $6::int)))
+                  AND s.on_hand - s.reserved <= {effective_threshold("s", "item")}))
           AND {keyset.condition}
         ORDER BY {keyset.order_by}
         LIMIT {keyset.limit + 1}
@@ -181,7 +185,6 @@ async def list_items(
         _contains_pattern(filters.query) if filters.query is not None else None,
         filters.location_id,
         filters.low_stock,
-        filters.default_threshold,
         *keyset.arguments,
     )
 
@@ -242,6 +245,8 @@ async def update_item(
             item_id,
             changes["allow_backorder"],
         )
+    if "low_stock_threshold" in changes:
+        await change_thresholds(db, tenant_id=tenant_id, item_id=item_id)
     return True
 
 
@@ -376,7 +381,92 @@ CREATES: dict[str, tuple[str, str]] = {
     "reserve": ("0", "$4"),
 }
 
-LEVEL_AND_MOVEMENT = """
+# --- low stock and events, kept by every statement that changes a level ---------------
+#
+# A level's threshold is its own, else its item's, else the tenant's default; with none, it
+# never alerts. `low_stock` says whether the level is at or below it. A change that makes it
+# so while it was not (`s.low_stock` in a SET clause is the value *before* the change) is a
+# downward crossing: `low_stock_version` and `low_stock_since` take the level's new version
+# and the time, and the statement records `InventoryLowStock`. Later changes that stay at or
+# below record nothing more; rising above the threshold re-arms the level. Row locking makes
+# this exact under concurrency: each change sees the previous one's `low_stock`.
+
+# The variant a stock statement changes ($1 the tenant, $2 the variant): its item, its SKU
+# and the threshold its levels fall back to (the item's, else the tenant's default).
+VARIANT_CONTEXT = f"""
+context AS (
+    SELECT v.item_id, v.sku,
+           coalesce(i.low_stock_threshold,
+                    {tenant_service.default_low_stock_threshold_sql("$1")}) AS fallback_threshold
+    FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+    WHERE v.tenant_id = $1 AND v.id = $2
+)
+"""
+LEVEL_THRESHOLD = "coalesce(s.low_stock_threshold, (SELECT fallback_threshold FROM context))"
+"""The threshold that applies to the level `s` (NULL when there is none)."""
+
+
+def effective_threshold(level: str, item: str) -> str:
+    """SQL: the threshold of the level aliased `level`, whose item is aliased `item`, in a
+    statement whose $1 is the tenant."""
+    return (
+        f"coalesce({level}.low_stock_threshold, {item}.low_stock_threshold, "
+        f"{tenant_service.default_low_stock_threshold_sql('$1')})"
+    )
+
+
+def _is_low(available: str, threshold: str) -> str:
+    """SQL: whether `available` is at or below `threshold` (never, without a threshold)."""
+    return f"coalesce({available} <= {threshold}, false)"
+
+
+def _alert_state(available_after: str, version_after: str, threshold: str = LEVEL_THRESHOLD) -> str:
+    """SET clauses keeping the low-stock state of the level `s` as it changes."""
+    low = _is_low(available_after, threshold)
+    crossing = f"{low} AND NOT s.low_stock"
+    return f"""low_stock = {low},
+            low_stock_version = CASE WHEN {crossing} THEN {version_after}
+                                     ELSE s.low_stock_version END,
+            low_stock_since = CASE WHEN {crossing} THEN clock_timestamp()
+                                   ELSE s.low_stock_since END"""
+
+
+INVENTORY_UPDATED_DATA = """jsonb_build_object(
+    'item_id', c.item_id, 'variant_id', m.variant_id, 'sku', c.sku,
+    'location_id', m.location_id, 'on_hand', m.on_hand_after, 'reserved', m.reserved_after,
+    'available', m.on_hand_after - m.reserved_after, 'version', m.level_version,
+    'movement_id', m.id, 'operation', m.operation, 'quantity', m.quantity,
+    'reason', m.reason, 'reference', m.reference)"""
+LOW_STOCK_DATA = """jsonb_build_object(
+    'item_id', c.item_id, 'variant_id', l.variant_id, 'sku', c.sku,
+    'location_id', l.location_id, 'on_hand', l.on_hand, 'reserved', l.reserved,
+    'available', l.on_hand - l.reserved, 'threshold', l.threshold, 'version', l.version)"""
+EVENT_SUBJECT = "'inventory/' || c.item_id"
+"""Every inventory event's subject is its item, `inventory/<item_id>`."""
+
+# The events of a stock statement whose CTEs `context`, `level` (the changed level, with its
+# `threshold`) and `movement` (its movements) came before: one `InventoryUpdated` per
+# movement and, after them, `InventoryLowStock` if the level crossed its threshold downward.
+RECORD_EVENTS = f"""
+, recorded AS (
+    {event_service.OUTBOX_INSERT}
+    SELECT tenant_id, type, subject, data FROM (
+        SELECT m.tenant_id, m.level_version AS version, 1 AS position,
+               '{EventType.INVENTORY_UPDATED}' AS type, {EVENT_SUBJECT} AS subject,
+               {INVENTORY_UPDATED_DATA} AS data
+        FROM movement m CROSS JOIN context c
+        UNION ALL
+        SELECT l.tenant_id, l.version, 2, '{EventType.INVENTORY_LOW_STOCK}', {EVENT_SUBJECT},
+               {LOW_STOCK_DATA}
+        FROM level l CROSS JOIN context c
+        WHERE l.low_stock_version = l.version
+    ) AS change
+    ORDER BY version, position
+)
+"""
+
+LEVEL_AND_MOVEMENT = (
+    """
 , movement AS (
     INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
                                 quantity, on_hand_after, reserved_after, reason, note,
@@ -384,9 +474,12 @@ LEVEL_AND_MOVEMENT = """
     SELECT tenant_id, variant_id, location_id, version, $6, $4, on_hand, reserved,
            $7, $8, $9, $10, clock_timestamp()
     FROM level
-    RETURNING id, operation, quantity, on_hand_after, reserved_after, reason, note,
-              reference, actor, created_at
+    RETURNING tenant_id, id, variant_id, location_id, level_version, operation, quantity,
+              on_hand_after, reserved_after, reason, note, reference, actor, created_at
 )
+"""
+    + RECORD_EVENTS
+    + """
 SELECT level.variant_id, level.location_id, level.on_hand, level.reserved,
        level.low_stock_threshold, level.version,
        movement.id AS movement_id, movement.operation, movement.quantity,
@@ -394,19 +487,21 @@ SELECT level.variant_id, level.location_id, level.on_hand, level.reserved,
        movement.reference, movement.actor, movement.created_at
 FROM level CROSS JOIN movement
 """
+)
 
 
 def _update_statement(operation: str) -> str:
     on_hand, reserved, condition = CHANGES[operation]
     return (
         f"""
-    WITH level AS (
+    WITH {VARIANT_CONTEXT}, level AS (
         UPDATE stock_level AS s
         SET on_hand = {on_hand}, reserved = {reserved}, version = s.version + 1,
-            updated_at = now()
+            updated_at = now(),
+            {_alert_state(f"({on_hand}) - ({reserved})", "s.version + 1")}
         WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
           AND {condition} AND ($5::int IS NULL OR s.version = $5)
-        RETURNING s.*
+        RETURNING s.*, {LEVEL_THRESHOLD} AS threshold
     )
     """
         + LEVEL_AND_MOVEMENT
@@ -414,19 +509,30 @@ def _update_statement(operation: str) -> str:
 
 
 def _upsert_statement(operation: str) -> str:
+    """A change that creates the level when it is missing. A level created at or below its
+    threshold counts as crossing it (at version 1): it is low from the start."""
     on_hand, reserved, condition = CHANGES[operation]
     initial_on_hand, initial_reserved = CREATES[operation]
+    created_low = _is_low(
+        f"({initial_on_hand})::bigint - ({initial_reserved})::bigint",
+        "(SELECT fallback_threshold FROM context)",
+    )
     return (
         f"""
-    WITH level AS (
+    WITH {VARIANT_CONTEXT}, level AS (
         INSERT INTO stock_level AS s
-            (tenant_id, variant_id, location_id, on_hand, reserved, allow_backorder)
-        VALUES ($1, $2, $3, {initial_on_hand}, {initial_reserved}, $11)
+            (tenant_id, variant_id, location_id, on_hand, reserved, allow_backorder,
+             low_stock, low_stock_version, low_stock_since)
+        VALUES ($1, $2, $3, {initial_on_hand}, {initial_reserved}, $11,
+                {created_low},
+                CASE WHEN {created_low} THEN 1 END,
+                CASE WHEN {created_low} THEN clock_timestamp() END)
         ON CONFLICT (tenant_id, variant_id, location_id) DO UPDATE
         SET on_hand = {on_hand}, reserved = {reserved}, version = s.version + 1,
-            updated_at = now()
+            updated_at = now(),
+            {_alert_state(f"({on_hand}) - ({reserved})", "s.version + 1")}
         WHERE {condition} AND ($5::int IS NULL OR s.version = $5)
-        RETURNING s.*
+        RETURNING s.*, {LEVEL_THRESHOLD} AS threshold
     )
     """
         + LEVEL_AND_MOVEMENT
@@ -495,6 +601,173 @@ async def get_level(
         tenant_id,
         variant_id,
         location_id,
+    )
+
+
+# Thresholds changed on a level or an item: the levels concerned are locked in the global
+# order, their low-stock state is evaluated afresh against the threshold that now applies,
+# and each one that is now at or below it while it was not records `InventoryLowStock` (a
+# crossing caused by the threshold: `low_stock_version` is the level's current version, which
+# does not change, since no stock moved). $1 tenant, $2 item; $3 and $4 narrow the change to
+# one variant and location; when $5 is true the levels' own threshold becomes $6; $7 is the
+# expected level version (or NULL).
+THRESHOLD_NOW = (
+    "coalesce(CASE WHEN $5 THEN $6::int ELSE s.low_stock_threshold END, "
+    "(SELECT coalesce(item_threshold, tenant_threshold) FROM context))"
+)
+THRESHOLD_STATEMENT = f"""
+WITH context AS (
+    SELECT i.id AS item_id, i.sku AS item_sku, i.name AS item_name,
+           i.low_stock_threshold AS item_threshold,
+           {tenant_service.default_low_stock_threshold_sql("$1")} AS tenant_threshold
+    FROM item i WHERE i.tenant_id = $1 AND i.id = $2
+), locked AS MATERIALIZED (
+    SELECT s.variant_id, s.location_id, s.low_stock AS was_low
+    FROM stock_level s
+    WHERE s.tenant_id = $1
+      AND s.variant_id IN (SELECT id FROM variant WHERE tenant_id = $1 AND item_id = $2)
+      AND ($3::uuid IS NULL OR s.variant_id = $3) AND ($4::uuid IS NULL OR s.location_id = $4)
+      AND ($7::int IS NULL OR s.version = $7)
+    ORDER BY s.variant_id, s.location_id
+    FOR NO KEY UPDATE
+), level AS (
+    UPDATE stock_level AS s
+    SET low_stock_threshold = CASE WHEN $5 THEN $6::int ELSE s.low_stock_threshold END,
+        updated_at = now(),
+        {_alert_state("s.on_hand - s.reserved", "s.version", threshold=THRESHOLD_NOW)}
+    FROM locked
+    WHERE s.tenant_id = $1 AND s.variant_id = locked.variant_id
+      AND s.location_id = locked.location_id
+    RETURNING s.*, locked.was_low
+), status AS (
+    SELECT l.*, v.sku, c.item_id, c.item_sku, c.item_name,
+           coalesce(l.low_stock_threshold, c.item_threshold, c.tenant_threshold) AS threshold,
+           CASE WHEN l.low_stock_threshold IS NOT NULL THEN 'level'
+                WHEN c.item_threshold IS NOT NULL THEN 'item'
+                WHEN c.tenant_threshold IS NOT NULL THEN 'tenant' END AS threshold_source
+    FROM level l
+    CROSS JOIN context c
+    JOIN variant v ON v.tenant_id = l.tenant_id AND v.id = l.variant_id
+), recorded AS (
+    {event_service.OUTBOX_INSERT}
+    SELECT l.tenant_id, '{EventType.INVENTORY_LOW_STOCK}', {EVENT_SUBJECT},
+           {LOW_STOCK_DATA}
+    FROM status l CROSS JOIN LATERAL (SELECT l.item_id, l.sku) AS c
+    WHERE l.low_stock AND NOT l.was_low
+    ORDER BY l.variant_id, l.location_id
+)
+SELECT * FROM status ORDER BY variant_id, location_id
+"""
+
+
+async def change_thresholds(
+    db: Connection,
+    *,
+    tenant_id: str,
+    item_id: UUID,
+    variant_id: UUID | None = None,
+    location_id: UUID | None = None,
+    set_level_threshold: bool = False,
+    level_threshold: int | None = None,
+    expected_version: int | None = None,
+) -> list[Record]:
+    """Re-evaluate the low-stock state of the item's levels (those of `variant_id` at
+    `location_id` when given), after setting their own threshold to `level_threshold` when
+    `set_level_threshold`; record `InventoryLowStock` for each that crosses. Returns each
+    level changed with its alert status (see `ALERT_COLUMNS`); none when there is no such
+    level or it is not at `expected_version`."""
+    return await db.fetch(
+        THRESHOLD_STATEMENT,
+        tenant_id,
+        item_id,
+        variant_id,
+        location_id,
+        set_level_threshold,
+        level_threshold,
+        expected_version,
+    )
+
+
+ALERT_COLUMNS = """
+    variant_id, location_id, on_hand, reserved, low_stock_threshold, version, low_stock,
+    low_stock_version, low_stock_since, sku, item_id, item_sku, item_name, threshold,
+    threshold_source
+"""
+
+
+async def list_alerts(
+    db: Connection, *, tenant_id: str, location_id: UUID | None, keyset: Keyset
+) -> list[Record]:
+    """A page of the levels whose available stock is at or below their threshold, by
+    variant SKU and then location (the keyset's `sku` and `id`; `id` is the location)."""
+    return await db.fetch(
+        f"""
+        SELECT {ALERT_COLUMNS} FROM (
+            SELECT s.variant_id, s.location_id, s.location_id AS id, s.on_hand, s.reserved,
+                   s.low_stock_threshold, s.version, s.low_stock, s.low_stock_version,
+                   s.low_stock_since, v.sku, i.id AS item_id, i.sku AS item_sku,
+                   i.name AS item_name, {effective_threshold("s", "i")} AS threshold,
+                   CASE WHEN s.low_stock_threshold IS NOT NULL THEN 'level'
+                        WHEN i.low_stock_threshold IS NOT NULL THEN 'item'
+                        ELSE 'tenant' END AS threshold_source
+            FROM stock_level s
+            JOIN variant v ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+            JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+            WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.location_id = $2)
+        ) AS alert
+        WHERE on_hand - reserved <= threshold AND {keyset.condition}
+        ORDER BY {keyset.order_by}
+        LIMIT {keyset.limit + 1}
+        """,
+        tenant_id,
+        location_id,
+        *keyset.arguments,
+    )
+
+
+async def item_levels(db: Connection, *, tenant_id: str, item_id: UUID) -> list[Record]:
+    """The item's levels as they are now, by variant position and location."""
+    return await db.fetch(
+        """
+        SELECT s.variant_id, s.location_id, s.on_hand, s.reserved, s.low_stock_threshold,
+               s.version
+        FROM stock_level s JOIN variant v ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+        WHERE s.tenant_id = $1 AND v.item_id = $2
+        ORDER BY v.position, s.location_id
+        """,
+        tenant_id,
+        item_id,
+    )
+
+
+async def item_levels_as_of(
+    db: Connection, *, tenant_id: str, item_id: UUID, as_of: datetime
+) -> list[Record]:
+    """What each of the item's levels held at `as_of`, from the ledger: the state after the
+    level's last movement at or before then (by `created_at`, then `level_version`). Levels
+    without a movement by then are left out. `low_stock_threshold` is the level's current
+    one: thresholds are not part of the ledger."""
+    return await db.fetch(
+        """
+        SELECT s.variant_id, s.location_id, last.on_hand_after AS on_hand,
+               last.reserved_after AS reserved, s.low_stock_threshold,
+               last.level_version AS version
+        FROM stock_level s
+        JOIN variant v ON v.tenant_id = s.tenant_id AND v.id = s.variant_id
+        CROSS JOIN LATERAL (
+            SELECT m.on_hand_after, m.reserved_after, m.level_version
+            FROM stock_movement m
+            WHERE m.tenant_id = s.tenant_id AND m.variant_id = s.variant_id
+              AND m.location_id = s.location_id AND m.created_at <= $3
+            ORDER BY m.created_at DESC, m.level_version DESC
+            LIMIT 1
+        ) AS last
+        WHERE s.tenant_id = $1 AND v.item_id = $2
+        ORDER BY v.position, s.location_id
+        """,
+        tenant_id,
+        item_id,
+        as_of,
     )
 
 
@@ -599,7 +872,12 @@ async def find_variants(
 
 
 async def variants_for_references(
-    db: Connection, *, tenant_id: str, variant_ids: list[UUID], item_ids: list[UUID], skus: list[str]
+    db: Connection,
+    *,
+    tenant_id: str,
+    variant_ids: list[UUID],
+    item_ids: list[UUID],
+    skus: list[str],
 ) -> list[Record]:
     """Every variant that an id, an item id or a SKU (an item's or a variant's) may name.
 
@@ -615,7 +893,8 @@ async def variants_for_references(
         FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
         WHERE v.tenant_id = $1
           AND (v.id = ANY($2::uuid[]) OR v.item_id = ANY($3::uuid[])
-               OR v.item_id IN (SELECT item_id FROM sku WHERE tenant_id = $1 AND sku = ANY($4::text[])))
+               OR v.item_id IN (SELECT item_id FROM sku
+                                WHERE tenant_id = $1 AND sku = ANY($4::text[])))
         ORDER BY v.item_id, v.position
         """,
         tenant_id,
@@ -627,15 +906,19 @@ async def variants_for_references(
 
 # Shipping reserved units: the reservation is used up and the units leave, in one statement
 # that writes two movements, so that the ledger replays with its ordinary operations: a
-# `release` (level version + 1) and a `subtract` (level version + 2). $4 is the quantity.
-SHIP_STATEMENT = """
-WITH level AS (
+# `release` (level version + 1) and a `subtract` (level version + 2), each with its
+# `InventoryUpdated`. Available stock does not change, but the low-stock state is kept all
+# the same (the threshold may have changed since the level's last change). $4 is the quantity.
+SHIP_STATEMENT = (
+    f"""
+WITH {VARIANT_CONTEXT}, level AS (
     UPDATE stock_level AS s
     SET on_hand = s.on_hand - $4, reserved = s.reserved - $4, version = s.version + 2,
-        updated_at = now()
+        updated_at = now(),
+        {_alert_state("s.on_hand - s.reserved", "s.version + 2")}
     WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
       AND s.reserved >= $4 AND s.on_hand >= $4
-    RETURNING s.*
+    RETURNING s.*, {LEVEL_THRESHOLD} AS threshold
 ), movement AS (
     INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
                                 quantity, on_hand_after, reserved_after, reason, note,
@@ -647,10 +930,15 @@ WITH level AS (
     SELECT tenant_id, variant_id, location_id, version, 'subtract', $4, on_hand, reserved,
            $5, $6, $7, $8, clock_timestamp()
     FROM level
-    RETURNING level_version
+    RETURNING tenant_id, id, variant_id, location_id, level_version, operation, quantity,
+              on_hand_after, reserved_after, reason, reference
 )
+"""
+    + RECORD_EVENTS
+    + """
 SELECT level.on_hand, level.reserved, level.version FROM level
 """
+)
 
 
 async def ship(

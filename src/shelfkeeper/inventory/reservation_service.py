@@ -23,6 +23,7 @@ from uuid import UUID
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.inventory import expiry, repository, reservation_repository
+from shelfkeeper.inventory.access import ensure_may_change_stock
 from shelfkeeper.inventory.allocation import Candidate, Demand, Level, Plan, Shortage, allocate
 from shelfkeeper.inventory.errors import InsufficientStock, ReservationNotFound, ReservationNotHeld
 from shelfkeeper.inventory.reservation_schemas import (
@@ -357,9 +358,14 @@ async def create(
     Raises ValidationFailed (422) for a line naming no variant or no active location, and
     InsufficientStock (409) listing every short line (`index`, `variant_id`, `location_id`
     if named, `requested`, `available`), after holds past their expiry on the levels it
-    needs have stopped counting. `now` defaults to the database's clock.
+    needs have stopped counting. `now` defaults to the database's clock. Raises Forbidden
+    (403) for a line naming a location the principal may not change stock at; lines without
+    a location are then placed only where it may.
     """
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(
+        principal, [line.location_id for line in body.lines if line.location_id is not None]
+    )
     places = await location_service.priorities(db, tenant_id=tenant_id)
     demands = await _demands(db, tenant_id=tenant_id, lines=body.lines, places=places)
     reservation_id = await reservation_repository.insert(
@@ -394,13 +400,23 @@ async def reserve_units(
     released, reason `expired`) and the demands are placed and tried once more. Returns the
     plan whose units are now reserved.
 
+    A principal limited to some locations (a store clerk) has demands without a location
+    placed at those only, and a demand naming another location refused (Forbidden, 403).
+
     The caller checks that the demands name existing variants and active locations.
     Raises InsufficientStock (409) listing every short demand (`index`, `variant_id`,
     `location_id` if named, `requested`, `available`); nothing is reserved then.
     """
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(
+        principal, [demand.location_id for demand in demands if demand.location_id is not None]
+    )
     if places is None:
         places = await location_service.priorities(db, tenant_id=tenant_id)
+    places = {
+        location_id: (priority, active and principal.may_change_stock_at(location_id))
+        for location_id, (priority, active) in places.items()
+    }
     available = await _available(db, tenant_id=tenant_id, demands=demands)
     plan = allocate(demands, _candidates(demands, places, available))
     refused: set[Level] = set()
@@ -479,7 +495,7 @@ async def _lock_held(
     if row["status"] != ReservationStatus.HELD:
         raise ReservationNotHeld(
             f"The reservation is {row['status']}; only a held reservation can change.",
-            status=row["status"],
+            reservation_status=row["status"],
         )
 
 
@@ -493,19 +509,22 @@ async def release(
 ) -> Reservation:
     """Give the held units back (status `released`; movements `release`, reason `other`).
 
-    Raises ReservationNotFound (404), VersionMismatch (412), or ReservationNotHeld (409)
-    when it is released, converted or expired already (also when past its expiry).
+    Raises ReservationNotFound (404), VersionMismatch (412), ReservationNotHeld (409)
+    when it is released, converted or expired already (also when past its expiry), or
+    Forbidden (403) when it holds units at a location the principal may not change stock at.
     """
     tenant_id = _tenant(principal)
     await _lock_held(
         db, principal, reservation_id=reservation_id, expected_version=expected_version, now=now
     )
+    held = await reservation_repository.units_by_level(
+        db, tenant_id=tenant_id, reservation_id=reservation_id
+    )
+    ensure_may_change_stock(principal, [row["location_id"] for row in held])
     await reservation_repository.set_status(
         db, tenant_id=tenant_id, reservation_id=reservation_id, status=ReservationStatus.RELEASED
     )
-    for row in await reservation_repository.units_by_level(
-        db, tenant_id=tenant_id, reservation_id=reservation_id
-    ):
+    for row in held:
         units = expiry.HeldUnits(
             reservation_id, row["variant_id"], row["location_id"], row["quantity"]
         )
@@ -529,12 +548,19 @@ async def extend(
 ) -> Reservation:
     """Hold on for `ttl_seconds` from now (which may also shorten the hold).
 
-    Raises ReservationNotFound (404), VersionMismatch (412), or ReservationNotHeld (409):
-    a hold past its expiry cannot be extended, its units may be someone else's already.
+    Raises ReservationNotFound (404), VersionMismatch (412), ReservationNotHeld (409): a
+    hold past its expiry cannot be extended, its units may be someone else's already; or
+    Forbidden (403) when it holds units at a location the principal may not change stock at
+    (keeping them held longer is a change there too).
     """
     await _lock_held(
         db, principal, reservation_id=reservation_id, expected_version=expected_version, now=now
     )
+    if principal.location_ids is not None:
+        held = await reservation_repository.units_by_level(
+            db, tenant_id=_tenant(principal), reservation_id=reservation_id
+        )
+        ensure_may_change_stock(principal, [row["location_id"] for row in held])
     await reservation_repository.extend(
         db,
         tenant_id=_tenant(principal),

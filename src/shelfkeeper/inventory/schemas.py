@@ -8,7 +8,14 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from shelfkeeper.kit.schemas import PatchModel, RequestModel, refuse_nul
 
@@ -280,3 +287,78 @@ class Transfer(BaseModel):
     to_location_id: UUID
     quantity: int
     movements: list[Movement]
+
+
+class ItemStock(BaseModel):
+    """An item's stock per level, now or as the ledger says it was at `as_of`."""
+
+    item_id: UUID
+    as_of: datetime | None = Field(
+        description="The time asked about; null for the levels as they are now."
+    )
+    levels: list[StockLevel] = Field(
+        description="Each level of the item (by variant, then location). With `as_of`: the "
+        "state after the level's last movement at or before then, `version` being that "
+        "movement's; a level without a movement by then is left out. `low_stock_threshold` "
+        "is always the current one."
+    )
+
+
+AsOf = Annotated[
+    AwareDatetime,
+    Field(
+        description="RFC 3339 with a time zone; not in the future.",
+        examples=["2026-12-01T09:00:00Z"],
+    ),
+]
+
+
+class LevelThresholdUpdate(RequestModel):
+    """The low-stock threshold of one level; null falls back to the item's, then the
+    tenant's default."""
+
+    variant_id: UUID | None = Field(
+        default=None, description="May be omitted when the item has one variant."
+    )
+    sku: Sku | None = Field(default=None, description="The variant's SKU, instead of its id.")
+    low_stock_threshold: Threshold | None = Field(
+        description="Alert when available stock is at or below this; null: inherit."
+    )
+
+
+class ThresholdSource(StrEnum):
+    LEVEL = "level"
+    ITEM = "item"
+    TENANT = "tenant"
+
+
+class AlertItem(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+
+
+class LowStockStatus(BaseModel):
+    """A stock level with its low-stock state."""
+
+    variant_id: UUID
+    location_id: UUID
+    on_hand: int
+    reserved: int
+    available: int
+    low_stock_threshold: int | None = Field(description="The level's own threshold, if set.")
+    version: int
+    sku: str = Field(description="The variant's SKU.")
+    item: AlertItem
+    threshold: int | None = Field(
+        description="The threshold that applies: the level's, else the item's, else the "
+        "tenant's default; null when none is set (the level never alerts)."
+    )
+    threshold_source: ThresholdSource | None
+    low_stock: bool = Field(description="Whether `available` is at or below `threshold`.")
+    since: datetime | None = Field(
+        description="When the level last crossed its threshold downward (the time its "
+        "`InventoryLowStock` was recorded); null while low without a recorded crossing (the "
+        "item's or tenant's threshold changed since the level's last change)."
+    )
+    since_version: int | None = Field(description="The level's version at that crossing.")

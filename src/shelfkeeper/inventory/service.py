@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ from uuid import UUID
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.inventory import expiry, repository
+from shelfkeeper.inventory.access import ensure_may_change_stock
 from shelfkeeper.inventory.errors import (
     BackordersOutstanding,
     BelowReserved,
@@ -25,21 +27,27 @@ from shelfkeeper.inventory.errors import (
     ItemInUse,
     ItemNotFound,
     LastVariant,
+    LevelNotFound,
     VariantNotFound,
     VersionConflict,
 )
 from shelfkeeper.inventory.schemas import (
     AdjustmentResult,
+    AlertItem,
     BatchAdjustments,
     BatchResult,
     Item,
     ItemCreate,
+    ItemStock,
     ItemUpdate,
+    LevelThresholdUpdate,
+    LowStockStatus,
     Movement,
     Operation,
     Reason,
     StockAdjustment,
     StockLevel,
+    ThresholdSource,
     Transfer,
     TransferCreate,
     Variant,
@@ -49,7 +57,6 @@ from shelfkeeper.inventory.schemas import (
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Problem, ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
-from shelfkeeper.tenant import service as tenant_service
 
 ITEM_SORT_FIELDS = {
     "name": SortField("name", TEXT_FIELD),
@@ -58,6 +65,7 @@ ITEM_SORT_FIELDS = {
     "updated_at": SortField("updated_at", TIMESTAMP_FIELD),
 }
 MOVEMENT_SORT_FIELDS = {"created_at": SortField("created_at", TIMESTAMP_FIELD)}
+ALERT_SORT_FIELDS = {"sku": SortField("sku", TEXT_FIELD)}
 
 
 def _tenant(principal: Principal) -> str:
@@ -201,11 +209,7 @@ async def list_items(
     low_stock: bool | None = None,
 ) -> Page[Item]:
     tenant_id = _tenant(principal)
-    page = keyset(sort=sort, fields=ITEM_SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=7)
-    default_threshold = None
-    if low_stock is not None:
-        tenant = await tenant_service.get(db, tenant_id=tenant_id)
-        default_threshold = tenant.settings.low_stock_threshold
+    page = keyset(sort=sort, fields=ITEM_SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
     rows = await repository.list_items(
         db,
         tenant_id=tenant_id,
@@ -215,7 +219,6 @@ async def list_items(
             query=query,
             location_id=location_id,
             low_stock=low_stock,
-            default_threshold=default_threshold,
         ),
     )
     sort_name = sort.removeprefix("-")
@@ -586,9 +589,11 @@ async def adjust(
 ) -> AdjustmentResult:
     """Apply one stock operation atomically (one conditional statement plus its movement).
 
-    Raises ItemNotFound (404), ValidationFailed (422), InsufficientStock,
-    InsufficientReserved, BelowReserved or VersionConflict (409).
+    Raises Forbidden (403) at a location the principal may not change stock at,
+    ItemNotFound (404), ValidationFailed (422), InsufficientStock, InsufficientReserved,
+    BelowReserved or VersionConflict (409).
     """
+    ensure_may_change_stock(principal, [body.location_id])
     variant_id, allow_backorder = await _resolve_variant(
         db,
         tenant_id=_tenant(principal),
@@ -613,9 +618,11 @@ async def adjust_batch(
     such line. Levels are then changed in one global order (variant, location), so
     concurrent batches cannot deadlock. Every line is tried, so the 409 lists each refused
     line with its reason; a refused batch changes nothing (the transaction rolls back).
-    Expired holds on a refused line's level stop counting at once (`_apply_all`).
+    Expired holds on a refused line's level stop counting at once (`_apply_all`). A line at
+    a location the principal may not change stock at refuses the whole batch (403) first.
     """
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [adjustment.location_id for adjustment in body.adjustments])
     resolved: list[tuple[int, repository.Change]] = []
     errors: list[dict[str, Any]] = []
     known_locations: dict[UUID, bool] = {}
@@ -690,10 +697,12 @@ def _batch_refusal(refusals: list[tuple[int, Problem]], *, total: int) -> Proble
 async def transfer(db: Connection, principal: Principal, *, body: TransferCreate) -> Transfer:
     """Move available stock between two locations atomically (two movements).
 
-    The two levels are changed in location order (the global lock order). Raises
-    ValidationFailed (422) for an unknown variant or location, or InsufficientStock (409).
+    The two levels are changed in location order (the global lock order). Raises Forbidden
+    (403) unless the principal may change stock at both ends, ValidationFailed (422) for an
+    unknown variant or location, or InsufficientStock (409).
     """
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [body.from_location_id, body.to_location_id])
     if body.variant_id is not None:
         variant = await repository.get_variant(db, tenant_id=tenant_id, variant_id=body.variant_id)
         if variant is not None and body.sku is not None and variant["sku"] != body.sku:
@@ -778,6 +787,137 @@ async def list_movements(
     )
 
 
+async def item_stock(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    as_of: datetime | None = None,
+    now: datetime | None = None,
+) -> ItemStock:
+    """The item's levels now, or, with `as_of`, what each held then according to the ledger
+    (the state after its last movement at or before `as_of`; levels without a movement by
+    then are left out).
+
+    Raises ItemNotFound (404), or ValidationFailed (422) when `as_of` is later than `now`
+    (default: this moment): the ledger cannot answer for a time still to come.
+    """
+    tenant_id = _tenant(principal)
+    if as_of is not None and as_of > (now or datetime.now(UTC)):
+        raise _invalid(
+            ["query", "as_of"], "`as_of` is in the future; omit it for the current stock."
+        )
+    if not await repository.variants_of(db, tenant_id=tenant_id, item_id=item_id):
+        raise ItemNotFound()
+    if as_of is None:
+        rows = await repository.item_levels(db, tenant_id=tenant_id, item_id=item_id)
+    else:
+        rows = await repository.item_levels_as_of(
+            db, tenant_id=tenant_id, item_id=item_id, as_of=as_of
+        )
+    return ItemStock(item_id=item_id, as_of=as_of, levels=[_level(row) for row in rows])
+
+
+def _low_stock_status(row: Record) -> LowStockStatus:
+    available = row["on_hand"] - row["reserved"]
+    threshold = row["threshold"]
+    recorded = row["low_stock"]
+    return LowStockStatus(
+        variant_id=row["variant_id"],
+        location_id=row["location_id"],
+        on_hand=row["on_hand"],
+        reserved=row["reserved"],
+        available=available,
+        low_stock_threshold=row["low_stock_threshold"],
+        version=row["version"],
+        sku=row["sku"],
+        item=AlertItem(id=row["item_id"], sku=row["item_sku"], name=row["item_name"]),
+        threshold=threshold,
+        threshold_source=ThresholdSource(row["threshold_source"])
+        if threshold is not None
+        else None,
+        low_stock=threshold is not None and available <= threshold,
+        since=row["low_stock_since"] if recorded else None,
+        since_version=row["low_stock_version"] if recorded else None,
+    )
+
+
+async def set_level_threshold(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    location_id: UUID,
+    body: LevelThresholdUpdate,
+    expected_version: int | None = None,
+) -> LowStockStatus:
+    """Set (or, with null, clear) one level's own low-stock threshold.
+
+    The level's low-stock state is evaluated afresh: a threshold that puts the level at or
+    below it, when it was not, is a downward crossing and records `InventoryLowStock`; one
+    that puts it above re-arms it. The level's `version` does not change (no stock moved),
+    but `expected_version` (If-Match) must be it.
+
+    Raises Forbidden (403) at a location the principal may not change stock at,
+    ItemNotFound or LevelNotFound (404; a level exists once stock was recorded there),
+    ValidationFailed (422) for an unknown or unnamed variant, or VersionMismatch (412).
+    """
+    tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [location_id])
+    variant_id, _ = await _resolve_variant(
+        db,
+        tenant_id=tenant_id,
+        item_id=item_id,
+        variant_id=body.variant_id,
+        sku=body.sku,
+        location=["body"],
+    )
+    rows = await repository.change_thresholds(
+        db,
+        tenant_id=tenant_id,
+        item_id=item_id,
+        variant_id=variant_id,
+        location_id=location_id,
+        set_level_threshold=True,
+        level_threshold=body.low_stock_threshold,
+        expected_version=expected_version,
+    )
+    if rows:
+        return _low_stock_status(rows[0])
+    level = await repository.get_level(
+        db, tenant_id=tenant_id, variant_id=variant_id, location_id=location_id
+    )
+    if level is None:
+        raise LevelNotFound("This variant has no stock level at this location yet.")
+    raise VersionMismatch(f"The level is at version {level['version']}.")
+
+
+async def list_alerts(
+    db: Connection,
+    principal: Principal,
+    *,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    location_id: UUID | None = None,
+) -> Page[LowStockStatus]:
+    """The levels whose available stock is at or below their threshold (the level's, else
+    its item's, else the tenant's default), by variant SKU and then location."""
+    page = keyset(
+        sort=sort, fields=ALERT_SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=3
+    )
+    rows = await repository.list_alerts(
+        db, tenant_id=_tenant(principal), location_id=location_id, keyset=page
+    )
+    return page_of(
+        [_low_stock_status(row) for row in rows],
+        limit=limit,
+        sort=sort,
+        sort_value=lambda alert: alert.sku,
+        row_id=lambda alert: alert.location_id,
+    )
+
+
 # --- for orders -----------------------------------------------------------------------
 
 
@@ -853,13 +993,14 @@ async def resolve_variants(
     principal: Principal,
     *,
     references: Sequence[VariantReference],
-    location: list[str | int],
+    locations: Sequence[list[str | int]],
 ) -> list[SellableVariant]:
     """The variant each reference names, with its item, SKU, price and backorder flag.
 
     Raises ValidationFailed (422) listing every reference that names no variant, names
     disagreeing ones, or names an item with several variants without saying which; each
-    error's `loc` is `[*location, index, field]`.
+    error's `loc` is the reference's entry in `locations` (the path of the request part
+    holding it) followed by the field.
     """
     rows = await repository.variants_for_references(
         db,
@@ -870,13 +1011,13 @@ async def resolve_variants(
     )
     resolved: list[SellableVariant] = []
     errors: list[dict[str, Any]] = []
-    for index, reference in enumerate(references):
+    for reference, location in zip(references, locations, strict=True):
         match = _match(reference, rows)
         if isinstance(match, SellableVariant):
             resolved.append(match)
         else:
             field, message, kind = match
-            errors.append({"loc": [*location, index, field], "msg": message, "type": kind})
+            errors.append({"loc": [*location, field], "msg": message, "type": kind})
     if errors:
         raise ValidationFailed(errors)
     return resolved
@@ -918,9 +1059,11 @@ async def ship_units(
 
     Raises InsufficientReserved (409) when fewer units are reserved at a level (someone
     released them by hand), or InsufficientStock (409) when fewer are on hand (a backorder
-    not yet received); the caller's transaction must then roll back.
+    not yet received); the caller's transaction must then roll back. Raises Forbidden (403)
+    first when a level is at a location the principal may not change stock at.
     """
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [unit.location_id for unit in units])
     for unit in _by_level(units):
         row = await repository.ship(
             db,
@@ -940,20 +1083,22 @@ async def ship_units(
         )
         on_hand = level["on_hand"] if level else 0
         reserved = level["reserved"] if level else 0
-        where = {"variant_id": str(unit.variant_id), "location_id": str(unit.location_id)}
+        variant_id, location_id = str(unit.variant_id), str(unit.location_id)
         if reserved < unit.quantity:
             raise InsufficientReserved(
                 f"Only {reserved} units are reserved at this level; cannot ship {unit.quantity}.",
                 reserved=reserved,
                 requested=unit.quantity,
-                **where,
+                variant_id=variant_id,
+                location_id=location_id,
             )
         raise InsufficientStock(
             f"Only {on_hand} units are on hand at this level; cannot ship {unit.quantity}.",
             available=on_hand - reserved,
             on_hand=on_hand,
             requested=unit.quantity,
-            **where,
+            variant_id=variant_id,
+            location_id=location_id,
         )
 
 
@@ -967,8 +1112,10 @@ async def release_units(
 ) -> None:
     """Give reserved units back (movements `release`, reason `other`), level by level in the
     global lock order. Never refused: where fewer units are still reserved (released by hand
-    meanwhile), what is reserved is released."""
+    meanwhile), what is reserved is released. Raises Forbidden (403) first when a level is
+    at a location the principal may not change stock at."""
     tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [unit.location_id for unit in units])
     for unit in _by_level(units):
         await expiry.release_units(
             db,

@@ -52,6 +52,20 @@ def _tenant(row: Record) -> Tenant:
     )
 
 
+def default_low_stock_threshold_sql(tenant_parameter: str) -> str:
+    """A scalar SQL expression: the tenant's default low-stock threshold (NULL if unset).
+
+    For statements of other domains that resolve a stock level's threshold inside the
+    database, so that a stock change needs no round trip of its own to learn it; where the
+    setting is kept stays this domain's business. `tenant_parameter` is the statement's
+    placeholder (or expression) for the tenant id.
+    """
+    return (
+        "(SELECT (tenant_settings.settings ->> 'low_stock_threshold')::int "
+        f"FROM tenant AS tenant_settings WHERE tenant_settings.id = {tenant_parameter})"
+    )
+
+
 async def enter(db: Connection, tenant_id: str) -> RateLimit | None:
     """Bind the transaction to an active tenant; return the tenant's own rate limit (None
     when it sets none and the service default applies).

@@ -1,0 +1,1 @@
+"""Orders: lines reserved all or nothing, a lifecycle that moves stock, payments."""

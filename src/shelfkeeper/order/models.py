@@ -1,0 +1,171 @@
+"""Order tables.
+
+`sales_order` is the order (`order` is a reserved word), `order_line` its lines and
+`order_allocation` where each line's units are reserved (or were shipped from).
+`order_status_change` is the status history and `payment` the payments recorded.
+`order_counter` holds each tenant's last order number: it is incremented by the last
+statement of the transaction that creates an order, so its row lock is held only for the
+moment before commit (see docs/orders.md).
+
+Lines name variants and locations by id only, without foreign keys into inventory: an
+order is a record of a sale and keeps its SKU and prices even when the catalogue changes.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+
+from shelfkeeper.db.metadata import metadata
+
+ORDER_STATUSES = "('pending', 'processed', 'shipped', 'delivered', 'canceled')"
+PAYMENT_STATUSES = "('unpaid', 'partially_paid', 'paid', 'partially_refunded', 'refunded')"
+
+
+def _now(name: str) -> Column:  # type: ignore[type-arg]
+    return Column(name, TIMESTAMP(timezone=True), nullable=False, server_default=text("now()"))
+
+
+def _id() -> Column:  # type: ignore[type-arg]
+    return Column(
+        "id", UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")
+    )
+
+
+order_counter = Table(
+    "order_counter",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+)
+
+sales_order = Table(
+    "sales_order",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    # NULL only inside the creating transaction, until its last statement numbers it.
+    Column("number", BigInteger, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("payment_status", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("total", Numeric(19, 4), nullable=False),
+    Column("amount_paid", Numeric(19, 4), nullable=False, server_default=text("0")),
+    Column("customer", JSONB, nullable=False),
+    Column("customer_email_index", Text, nullable=False),
+    Column("shipping_address", JSONB, nullable=True),
+    Column("notes", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("shipment", JSONB, nullable=True),
+    Column("reservation_id", UUID(as_uuid=True), nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("created_by", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    _now("created_at"),
+    _now("updated_at"),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    UniqueConstraint("tenant_id", "number"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+    CheckConstraint(f"status IN {ORDER_STATUSES}", name="status_known"),
+    CheckConstraint(f"payment_status IN {PAYMENT_STATUSES}", name="payment_status_known"),
+    CheckConstraint("total >= 0", name="total_not_negative"),
+    CheckConstraint("amount_paid >= 0", name="amount_paid_not_negative"),
+    Index("ix_sales_order_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    Index("ix_sales_order_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
+    Index("ix_sales_order_tenant_id_total_id", "tenant_id", "total", "id"),
+    Index("ix_sales_order_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
+    Index("ix_sales_order_tenant_id_customer_email_index", "tenant_id", "customer_email_index"),
+)
+
+order_line = Table(
+    "order_line",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("item_id", UUID(as_uuid=True), nullable=False),
+    Column("variant_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_price", Numeric(19, 4), nullable=False),
+    Column("location_id", UUID(as_uuid=True), nullable=True),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    UniqueConstraint("tenant_id", "order_id", "position"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_id"],
+        ["sales_order.tenant_id", "sales_order.id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+)
+
+order_allocation = Table(
+    "order_allocation",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("line_id", UUID(as_uuid=True), nullable=False),
+    Column("location_id", UUID(as_uuid=True), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "line_id", "location_id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "line_id"], ["order_line.tenant_id", "order_line.id"], ondelete="CASCADE"
+    ),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+order_status_change = Table(
+    "order_status_change",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    _now("at"),
+    PrimaryKeyConstraint("tenant_id", "order_id", "position"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_id"],
+        ["sales_order.tenant_id", "sales_order.id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint(f"status IN {ORDER_STATUSES}", name="status_known"),
+)
+
+payment = Table(
+    "payment",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", Numeric(19, 4), nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("reference", Text, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    _now("created_at"),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_id"],
+        ["sales_order.tenant_id", "sales_order.id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("status IN ('captured')", name="status_known"),
+    Index("ix_payment_tenant_id_order_id", "tenant_id", "order_id"),
+)

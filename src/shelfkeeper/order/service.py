@@ -1,0 +1,1039 @@
+"""Order rules: placing orders (stock reserved all or nothing), the lifecycle, line
+changes, payments, and the list.
+
+Every change to an existing order locks its row first (`repository.lock`), then changes
+stock levels through the inventory service in the global lock order (variant id, location
+id), so concurrent changes never deadlock. Placing an order locks no order row: it
+reserves its stock, writes its rows, and takes its number from the tenant's counter in its
+last statement. Each change records its event in the same transaction (the outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shelfkeeper.auth.principal import Principal
+from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.event import service as event_service
+from shelfkeeper.event.schemas import EventType
+from shelfkeeper.inventory import reservation_service
+from shelfkeeper.inventory import service as inventory_service
+from shelfkeeper.inventory.allocation import Candidate, Demand, Plan, allocate
+from shelfkeeper.inventory.errors import InsufficientStock, ReservationNotFound
+from shelfkeeper.kit import money
+from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
+from shelfkeeper.kit.problems import ValidationFailed, VersionMismatch
+from shelfkeeper.location import service as location_service
+from shelfkeeper.order import lifecycle, providers, repository
+from shelfkeeper.order.blind_index import BlindIndex
+from shelfkeeper.order.errors import (
+    OrderEmpty,
+    OrderLineNotFound,
+    OrderLocked,
+    OrderNotFound,
+    PaymentExceedsTotal,
+    ReservationMismatch,
+    TotalBelowPaid,
+)
+from shelfkeeper.order.lifecycle import OrderStatus, StockEffect
+from shelfkeeper.order.schemas import (
+    Allocation,
+    Customer,
+    Order,
+    OrderCreate,
+    OrderLine,
+    OrderLineCreate,
+    OrderLineUpdate,
+    OrderUpdate,
+    Payment,
+    PaymentCreate,
+    PaymentStatus,
+    Shipment,
+    ShippingAddress,
+    StatusChange,
+)
+
+
+def _parse_amount(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError("not an amount")
+    try:
+        amount = Decimal(value)
+    except ArithmeticError as error:
+        raise ValueError("not an amount") from error
+    if not amount.is_finite():
+        raise ValueError("not an amount")
+    return amount
+
+
+SORT_FIELDS = {
+    "created_at": SortField("created_at", TIMESTAMP_FIELD),
+    "updated_at": SortField("updated_at", TIMESTAMP_FIELD),
+    "total": SortField("total", _parse_amount),
+}
+Location = list[str | int]
+
+
+def _tenant(principal: Principal) -> str:
+    assert principal.tenant_id is not None
+    return principal.tenant_id
+
+
+def reference_of(order_id: UUID) -> str:
+    """The `reference` of every stock movement an order causes."""
+    return f"order:{order_id}"
+
+
+def _invalid(location: Location, message: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": location, "msg": message, "type": kind}
+
+
+def payment_status(total: Decimal, paid: Decimal) -> PaymentStatus:
+    """`paid` once nothing is owed (an order whose total is 0 owes nothing)."""
+    if paid >= total:
+        return PaymentStatus.PAID
+    if paid > 0:
+        return PaymentStatus.PARTIALLY_PAID
+    return PaymentStatus.UNPAID
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _utc(value: str | datetime) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC)
+
+
+def _order(row: Record, *, number: int | None = None) -> Order:
+    currency: str = row["currency"]
+
+    def amount(value: Decimal | str) -> Decimal:
+        return money.in_currency(Decimal(value), currency)
+
+    shipment = row["shipment"]
+    return Order(
+        id=row["id"],
+        number=number if number is not None else row["number"],
+        status=OrderStatus(row["status"]),
+        payment_status=PaymentStatus(row["payment_status"]),
+        customer=Customer.model_validate(row["customer"]),
+        shipping_address=(
+            ShippingAddress.model_validate(row["shipping_address"])
+            if row["shipping_address"] is not None
+            else None
+        ),
+        currency=currency,
+        lines=[
+            OrderLine(
+                id=line["id"],
+                item_id=line["item_id"],
+                variant_id=line["variant_id"],
+                sku=line["sku"],
+                quantity=line["quantity"],
+                unit_price=amount(line["unit_price"]),
+                total=amount(Decimal(line["unit_price"]) * line["quantity"]),
+                location_id=line["location_id"],
+                allocations=[Allocation.model_validate(piece) for piece in line["allocations"]],
+            )
+            for line in row["lines"]
+        ],
+        total=amount(row["total"]),
+        amount_paid=amount(row["amount_paid"]),
+        payments=[
+            Payment(
+                id=payment["id"],
+                amount=amount(payment["amount"]),
+                provider=payment["provider"],
+                reference=payment["reference"],
+                status=payment["status"],
+                created_by=payment["created_by"],
+                created_at=_utc(payment["created_at"]),
+            )
+            for payment in row["payments"]
+        ],
+        shipment=(
+            Shipment(
+                carrier=shipment["carrier"],
+                tracking_number=shipment["tracking_number"],
+                provider=shipment["provider"],
+                recorded_at=_utc(shipment["recorded_at"]),
+            )
+            if shipment is not None
+            else None
+        ),
+        status_history=[
+            StatusChange(
+                status=OrderStatus(change["status"]), at=_utc(change["at"]), actor=change["actor"]
+            )
+            for change in row["status_history"]
+        ],
+        notes=row["notes"],
+        metadata=row["metadata"],
+        reservation_id=row["reservation_id"],
+        version=row["version"],
+        created_by=row["created_by"],
+        updated_by=row["updated_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get(db: Connection, principal: Principal, *, order_id: UUID) -> Order:
+    """Raises OrderNotFound (404), also for another tenant's order."""
+    row = await repository.get(db, tenant_id=_tenant(principal), order_id=order_id)
+    if row is None:
+        raise OrderNotFound()
+    return _order(row)
+
+
+async def list_orders(
+    db: Connection,
+    principal: Principal,
+    *,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    blind_index: BlindIndex,
+    status: OrderStatus | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    customer_email: str | None = None,
+) -> Page[Order]:
+    """A page of orders. `customer_email` is matched through its blind index (normalised:
+    surrounding space removed, case ignored), never against the stored email."""
+    tenant_id = _tenant(principal)
+    page = keyset(sort=sort, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
+    rows = await repository.list_page(
+        db,
+        tenant_id=tenant_id,
+        keyset=page,
+        filters=repository.OrderFilter(
+            status=status.value if status is not None else None,
+            created_after=created_after,
+            created_before=created_before,
+            customer_email_index=(
+                blind_index.email(tenant_id, customer_email) if customer_email is not None else None
+            ),
+        ),
+    )
+    sort_name = sort.removeprefix("-")
+
+    def sort_value(order: Order) -> Any:
+        value = getattr(order, sort_name)
+        return str(value) if isinstance(value, Decimal) else value
+
+    return page_of(
+        [_order(row) for row in rows],
+        limit=limit,
+        sort=sort,
+        sort_value=sort_value,
+        row_id=lambda order: order.id,
+    )
+
+
+# --- lines: resolving, pricing, reserving ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A requested line, resolved and priced."""
+
+    variant: inventory_service.SellableVariant
+    quantity: int
+    unit_price: Decimal
+    location_id: UUID | None
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+def _decimals(currency: str) -> str:
+    digits = money.MINOR_UNITS[currency]
+    return f"{currency} amounts have {'no' if digits == 0 else f'at most {digits}'} decimals."
+
+
+async def _resolve(
+    db: Connection,
+    principal: Principal,
+    *,
+    lines: Sequence[OrderLineCreate],
+    where: Sequence[Location],
+    currency: str,
+    places: dict[UUID, tuple[int, bool]],
+) -> list[_Line]:
+    """The requested lines with their variants and unit prices.
+
+    Raises ValidationFailed (422) listing every problem of every line: no such variant (or
+    ambiguous), no such or inactive location, a price with more decimals than the currency
+    has, no price given where the variant has none.
+    """
+    errors: list[dict[str, Any]] = []
+    variants: list[inventory_service.SellableVariant] | None = None
+    try:
+        variants = await inventory_service.resolve_variants(
+            db,
+            principal,
+            references=[
+                inventory_service.VariantReference(
+                    item_id=line.item_id, variant_id=line.variant_id, sku=line.sku
+                )
+                for line in lines
+            ],
+            locations=where,
+        )
+    except ValidationFailed as invalid:
+        errors.extend(invalid.extensions["errors"])
+    prices: list[Decimal | None] = []
+    for index, (line, location) in enumerate(zip(lines, where, strict=True)):
+        if line.location_id is not None:
+            place = places.get(line.location_id)
+            if place is None:
+                errors.append(_invalid([*location, "location_id"], "No such location."))
+            elif not place[1]:
+                errors.append(_invalid([*location, "location_id"], "This location is not active."))
+        price = line.unit_price
+        if price is None and variants is not None:
+            price = variants[index].price
+            if price is None:
+                errors.append(
+                    _invalid(
+                        [*location, "unit_price"],
+                        "The variant has no price; give `unit_price`.",
+                        "missing",
+                    )
+                )
+            elif not money.fits(price, currency):
+                errors.append(
+                    _invalid(
+                        [*location, "unit_price"],
+                        f"The variant's price {price} does not fit: {_decimals(currency)} "
+                        "Give `unit_price`.",
+                    )
+                )
+        elif price is not None and not money.fits(price, currency):
+            errors.append(_invalid([*location, "unit_price"], _decimals(currency)))
+        prices.append(price)
+    if errors or variants is None:
+        raise ValidationFailed(errors)
+    return [
+        _Line(
+            variant=variant, quantity=line.quantity, unit_price=price, location_id=line.location_id
+        )
+        for line, variant, price in zip(lines, variants, prices, strict=True)
+        if price is not None
+    ]
+
+
+def _check_total(total: Decimal, location: Location) -> None:
+    if total > money.MAX_AMOUNT:
+        raise ValidationFailed(
+            [_invalid(location, f"The order's total would exceed {money.MAX_AMOUNT}.")]
+        )
+
+
+def _demands(lines: Sequence[_Line]) -> list[Demand]:
+    return [
+        Demand(
+            index=index,
+            variant_id=line.variant.variant_id,
+            quantity=line.quantity,
+            location_id=line.location_id,
+            backorder=line.variant.allow_backorder,
+        )
+        for index, line in enumerate(lines)
+    ]
+
+
+async def _reserve(
+    db: Connection,
+    principal: Principal,
+    *,
+    lines: Sequence[_Line],
+    demands: Sequence[Demand],
+    reference: str,
+    places: dict[UUID, tuple[int, bool]],
+    now: datetime | None,
+) -> Plan:
+    """Reserve every demand or none. Raises InsufficientStock (409) whose `lines` list every
+    short line (`index`, `variant_id`, `sku`, `location_id` if named, `requested`,
+    `available`)."""
+    try:
+        return await reservation_service.reserve_units(
+            db, principal, demands=demands, reference=reference, places=places, now=now
+        )
+    except InsufficientStock as short:
+        skus = {demand.index: line.variant.sku for demand, line in zip(demands, lines, strict=True)}
+        short_lines = [
+            {**line, "sku": skus[line["index"]]} for line in short.extensions.get("lines", [])
+        ]
+        raise InsufficientStock(
+            f"{len(short_lines)} line(s) cannot be filled; nothing was reserved.",
+            lines=short_lines,
+        ) from short
+
+
+async def _take_over(
+    db: Connection,
+    principal: Principal,
+    *,
+    reservation_id: UUID,
+    demands: Sequence[Demand],
+    reference: str,
+    now: datetime | None,
+) -> Plan:
+    """Take a held reservation's units over for the order's lines, without a gap.
+
+    The rule: for every variant, the lines ask for exactly the units the hold holds of it
+    (lines may group them differently), and a line naming a location must find its units
+    held there. The hold's units are placed on the lines like stock on any order (a line
+    naming a location first; otherwise one location that holds the whole line, the one
+    holding most, else split), and the hold becomes `converted`.
+
+    Raises ValidationFailed (422) for an unknown reservation, ReservationNotHeld (409) when
+    it is no longer held (released, converted, past its expiry), ReservationMismatch (409)
+    when the lines do not match its units.
+    """
+    try:
+        held = await reservation_service.convert(
+            db, principal, reservation_id=reservation_id, reference=reference, now=now
+        )
+    except ReservationNotFound as error:
+        raise ValidationFailed(
+            [_invalid(["body", "reservation_id"], "No such reservation.")]
+        ) from error
+    units: dict[tuple[UUID, UUID], int] = {}
+    held_per_variant: dict[UUID, int] = {}
+    for line in held:
+        level = (line.variant_id, line.location_id)
+        units[level] = units.get(level, 0) + line.quantity
+        held_per_variant[line.variant_id] = held_per_variant.get(line.variant_id, 0) + line.quantity
+    ordered_per_variant: dict[UUID, int] = {}
+    for demand in demands:
+        ordered_per_variant[demand.variant_id] = (
+            ordered_per_variant.get(demand.variant_id, 0) + demand.quantity
+        )
+    plan = allocate(
+        [replace(demand, backorder=False) for demand in demands],
+        [
+            Candidate(variant_id, location_id, quantity)
+            for (variant_id, location_id), quantity in units.items()
+        ],
+    )
+    if held_per_variant != ordered_per_variant or not plan.feasible:
+        raise ReservationMismatch(
+            "For every variant the lines must ask for exactly the units the reservation holds "
+            "of it, and a line naming a location must find them held there.",
+            held=[
+                {
+                    "variant_id": str(line.variant_id),
+                    "sku": line.sku,
+                    "location_id": str(line.location_id),
+                    "quantity": line.quantity,
+                }
+                for line in held
+            ],
+        )
+    return plan
+
+
+def _allocations(plan: Plan, line_ids: Sequence[UUID]) -> list[repository.NewAllocation]:
+    """The plan's allocations as rows, numbered per line in the plan's (preference) order."""
+    rows: list[repository.NewAllocation] = []
+    positions: dict[int, int] = {}
+    for allocation in plan.allocations:
+        positions[allocation.index] = positions.get(allocation.index, 0) + 1
+        rows.append(
+            repository.NewAllocation(
+                line_id=line_ids[allocation.index],
+                location_id=allocation.location_id,
+                position=positions[allocation.index],
+                quantity=allocation.quantity,
+            )
+        )
+    return rows
+
+
+def _new_lines(lines: Sequence[_Line]) -> list[repository.NewLine]:
+    return [
+        repository.NewLine(
+            id=uuid.uuid4(),
+            item_id=line.variant.item_id,
+            variant_id=line.variant.variant_id,
+            sku=line.variant.sku,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            location_id=line.location_id,
+        )
+        for line in lines
+    ]
+
+
+async def _record(db: Connection, *, tenant_id: str, type: EventType, order: Order) -> None:
+    """The order's event, carrying the order as `GET` shows it after the change."""
+    await event_service.record(
+        db,
+        tenant_id=tenant_id,
+        type=type,
+        subject=f"orders/{order.id}",
+        data=order.model_dump(mode="json"),
+    )
+
+
+# --- placing -----------------------------------------------------------------------------
+
+
+async def create(
+    db: Connection,
+    principal: Principal,
+    *,
+    body: OrderCreate,
+    blind_index: BlindIndex,
+    now: datetime | None = None,
+) -> Order:
+    """Place an order: every line's stock reserved (or a hold's taken over), or nothing.
+
+    Raises ValidationFailed (422) for lines naming no variant or no active location, prices
+    that do not fit the currency, a missing price, an unknown reservation; InsufficientStock
+    (409) listing every short line; ReservationNotHeld or ReservationMismatch (409). The
+    order takes the tenant's next number in the transaction's last statement.
+    """
+    tenant_id = _tenant(principal)
+    places = await location_service.priorities(db, tenant_id=tenant_id)
+    where: list[Location] = [["body", "lines", index] for index in range(len(body.lines))]
+    lines = await _resolve(
+        db, principal, lines=body.lines, where=where, currency=body.currency, places=places
+    )
+    total = sum((line.total for line in lines), Decimal(0))
+    _check_total(total, ["body", "lines"])
+    order_id = await repository.insert_order(
+        db,
+        tenant_id=tenant_id,
+        order=repository.NewOrder(
+            payment_status=payment_status(total, Decimal(0)).value,
+            currency=body.currency,
+            total=total,
+            customer=body.customer.model_dump(exclude_none=True),
+            customer_email_index=blind_index.email(tenant_id, body.customer.email),
+            shipping_address=(
+                body.shipping_address.model_dump(exclude_none=True)
+                if body.shipping_address is not None
+                else None
+            ),
+            notes=body.notes,
+            metadata=body.metadata,
+            reservation_id=body.reservation_id,
+        ),
+        actor=principal.actor,
+    )
+    reference = reference_of(order_id)
+    demands = _demands(lines)
+    if body.reservation_id is None:
+        plan = await _reserve(
+            db,
+            principal,
+            lines=lines,
+            demands=demands,
+            reference=reference,
+            places=places,
+            now=now,
+        )
+    else:
+        plan = await _take_over(
+            db,
+            principal,
+            reservation_id=body.reservation_id,
+            demands=demands,
+            reference=reference,
+            now=now,
+        )
+    new_lines = _new_lines(lines)
+    await repository.insert_lines(db, tenant_id=tenant_id, order_id=order_id, lines=new_lines)
+    await repository.insert_allocations(
+        db, tenant_id=tenant_id, allocations=_allocations(plan, [line.id for line in new_lines])
+    )
+    await repository.add_status_change(
+        db,
+        tenant_id=tenant_id,
+        order_id=order_id,
+        status=OrderStatus.PENDING.value,
+        actor=principal.actor,
+    )
+    row = await repository.get(db, tenant_id=tenant_id, order_id=order_id)
+    assert row is not None
+    # Last: the counter's row lock is held from here to the commit only.
+    number = await repository.assign_number(db, tenant_id=tenant_id, order_id=order_id)
+    order = _order(row, number=number)
+    await _record(db, tenant_id=tenant_id, type=EventType.ORDER_PLACED, order=order)
+    return order
+
+
+# --- changing ----------------------------------------------------------------------------
+
+
+async def _lock(
+    db: Connection, principal: Principal, *, order_id: UUID, expected_version: int | None
+) -> Record:
+    """Lock the order. Raises OrderNotFound (404) or VersionMismatch (412)."""
+    row = await repository.lock(db, tenant_id=_tenant(principal), order_id=order_id)
+    if row is None:
+        raise OrderNotFound()
+    if expected_version is not None and row["version"] != expected_version:
+        raise VersionMismatch("The order has changed since you read it.")
+    return row
+
+
+def _require_editable(current: Record, what: str) -> None:
+    status = OrderStatus(current["status"])
+    if status not in lifecycle.EDITABLE:
+        raise OrderLocked(
+            f"The order is {status}; {what} only while it is pending or processed.",
+            order_status=status.value,
+        )
+
+
+async def _units(
+    db: Connection, *, tenant_id: str, order_id: UUID
+) -> list[inventory_service.LevelUnits]:
+    return [
+        inventory_service.LevelUnits(row["variant_id"], row["location_id"], row["quantity"])
+        for row in await repository.units(db, tenant_id=tenant_id, order_id=order_id)
+    ]
+
+
+async def _changed(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    changes: dict[str, Any],
+    event: EventType,
+) -> Order:
+    """Write `changes` (a new version), read the order back and record `event`."""
+    tenant_id = _tenant(principal)
+    await repository.update(
+        db, tenant_id=tenant_id, order_id=order_id, changes=changes, actor=principal.actor
+    )
+    order = await get(db, principal, order_id=order_id)
+    await _record(db, tenant_id=tenant_id, type=event, order=order)
+    return order
+
+
+def _money_changes(total: Decimal, paid: Decimal, currency: str) -> dict[str, Any]:
+    """The order's new total and payment status. Raises TotalBelowPaid (409) when more was
+    paid than the new total (refunds come first)."""
+    if total < paid:
+        paid_text = money.text(paid, currency)
+        raise TotalBelowPaid(
+            f"{paid_text} {currency} has been paid; the total may not fall below that.",
+            amount_paid=paid_text,
+        )
+    return {"total": total, "payment_status": payment_status(total, paid).value}
+
+
+async def update(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    body: OrderUpdate,
+    expected_version: int | None,
+    now: datetime | None = None,
+) -> Order:
+    """Move the order to its next status and/or change its details.
+
+    Shipping turns the order's reservations into deductions and cancelling releases them,
+    in this transaction. Raises OrderNotFound (404), VersionMismatch (412),
+    InvalidTransition (409, naming the allowed statuses), OrderLocked (409: details change
+    only while pending or processed; a shipment only when shipping or shipped),
+    InsufficientReserved or InsufficientStock (409, when shipping finds its units gone),
+    ValidationFailed (422, an unknown shipping provider).
+    """
+    tenant_id = _tenant(principal)
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    status = OrderStatus(current["status"])
+    step = lifecycle.transition(status, body.status) if body.status is not None else None
+    changes: dict[str, Any] = {}
+    details = {
+        name: value
+        for name, value in body.changes().items()
+        if name in ("notes", "metadata", "shipping_address")
+    }
+    if details:
+        _require_editable(current, "its details can change")
+        for name, value in details.items():
+            changes[name] = (
+                value.model_dump(exclude_none=True) if isinstance(value, ShippingAddress) else value
+            )
+    if body.shipment is not None:
+        provider = providers.shipping_provider(body.shipment.provider)
+        if provider is None:
+            raise ValidationFailed(
+                [
+                    _invalid(
+                        ["body", "shipment", "provider"],
+                        "Unknown shipping provider; use one of: "
+                        + ", ".join(sorted(providers.SHIPPING_PROVIDERS))
+                        + ".",
+                    )
+                ]
+            )
+        shipping = step is not None and step.target == OrderStatus.SHIPPED
+        if not shipping and status != OrderStatus.SHIPPED:
+            raise OrderLocked(
+                "A shipment is recorded when the order ships (`status: shipped`) or on a "
+                "shipped order.",
+                order_status=status.value,
+            )
+        booked = await provider.create_shipment(
+            order_id=str(order_id),
+            carrier=body.shipment.carrier,
+            tracking_number=body.shipment.tracking_number,
+        )
+        changes["shipment"] = {
+            "carrier": booked.carrier,
+            "tracking_number": booked.tracking_number,
+            "provider": provider.name,
+            "recorded_at": (now or datetime.now(UTC)).isoformat(),
+        }
+    if step is None:
+        if not changes:
+            return await get(db, principal, order_id=order_id)
+        return await _changed(
+            db, principal, order_id=order_id, changes=changes, event=EventType.ORDER_UPDATED
+        )
+    reference = reference_of(order_id)
+    note = f"order {current['number']} {step.target}"
+    if step.stock == StockEffect.DEDUCT:
+        units = await _units(db, tenant_id=tenant_id, order_id=order_id)
+        await inventory_service.ship_units(
+            db, principal, units=units, reference=reference, note=note
+        )
+    elif step.stock == StockEffect.RELEASE:
+        units = await _units(db, tenant_id=tenant_id, order_id=order_id)
+        await inventory_service.release_units(
+            db, principal, units=units, reference=reference, note=note
+        )
+    await repository.add_status_change(
+        db, tenant_id=tenant_id, order_id=order_id, status=step.target.value, actor=principal.actor
+    )
+    changes["status"] = step.target.value
+    return await _changed(db, principal, order_id=order_id, changes=changes, event=step.event)
+
+
+async def add_line(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    body: OrderLineCreate,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Add a line and reserve its units (placed like any order line).
+
+    Raises OrderNotFound (404), VersionMismatch (412), OrderLocked (409) unless the order
+    is pending or processed, ValidationFailed (422), InsufficientStock (409).
+    """
+    tenant_id = _tenant(principal)
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    _require_editable(current, "lines can be added")
+    places = await location_service.priorities(db, tenant_id=tenant_id)
+    lines = await _resolve(
+        db, principal, lines=[body], where=[["body"]], currency=current["currency"], places=places
+    )
+    total = current["total"] + lines[0].total
+    _check_total(total, ["body", "quantity"])
+    changes = _money_changes(total, current["amount_paid"], current["currency"])
+    plan = await _reserve(
+        db,
+        principal,
+        lines=lines,
+        demands=_demands(lines),
+        reference=reference_of(order_id),
+        places=places,
+        now=now,
+    )
+    new_lines = _new_lines(lines)
+    await repository.insert_lines(db, tenant_id=tenant_id, order_id=order_id, lines=new_lines)
+    await repository.insert_allocations(
+        db, tenant_id=tenant_id, allocations=_allocations(plan, [new_lines[0].id])
+    )
+    return await _changed(
+        db, principal, order_id=order_id, changes=changes, event=EventType.ORDER_UPDATED
+    )
+
+
+async def _line(db: Connection, principal: Principal, *, order_id: UUID, line_id: UUID) -> Record:
+    row = await repository.get_line(
+        db, tenant_id=_tenant(principal), order_id=order_id, line_id=line_id
+    )
+    if row is None:
+        raise OrderLineNotFound()
+    return row
+
+
+async def remove_line(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    line_id: UUID,
+    expected_version: int | None = None,
+) -> Order:
+    """Remove a line and release its units.
+
+    Raises OrderNotFound or OrderLineNotFound (404), VersionMismatch (412), OrderLocked
+    (409) unless the order is pending or processed, OrderEmpty (409) for its last line,
+    TotalBelowPaid (409) when more was paid than the total would be.
+    """
+    tenant_id = _tenant(principal)
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    line = await _line(db, principal, order_id=order_id, line_id=line_id)
+    _require_editable(current, "lines can be removed")
+    if current["line_count"] <= 1:
+        raise OrderEmpty("This is the order's last line; cancel the order instead.")
+    changes = _money_changes(
+        current["total"] - line["unit_price"] * line["quantity"],
+        current["amount_paid"],
+        current["currency"],
+    )
+    await inventory_service.release_units(
+        db,
+        principal,
+        units=[
+            inventory_service.LevelUnits(
+                line["variant_id"], UUID(piece["location_id"]), piece["quantity"]
+            )
+            for piece in line["allocations"]
+        ],
+        reference=reference_of(order_id),
+        note=f"order {current['number']}: line removed",
+    )
+    await repository.delete_line(db, tenant_id=tenant_id, line_id=line_id)
+    return await _changed(
+        db, principal, order_id=order_id, changes=changes, event=EventType.ORDER_UPDATED
+    )
+
+
+async def update_line(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    line_id: UUID,
+    body: OrderLineUpdate,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Change a line's quantity (its reservation adjusted by the difference) or unit price.
+
+    More units are placed like a new line's (at the line's location if it named one) and
+    reserved; fewer units are released from the line's allocations, the last-placed (least
+    preferred) first. Raises OrderNotFound or OrderLineNotFound (404), VersionMismatch
+    (412), OrderLocked (409), InsufficientStock (409), TotalBelowPaid (409),
+    ValidationFailed (422: a price with more decimals than the currency has).
+    """
+    tenant_id = _tenant(principal)
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    line = await _line(db, principal, order_id=order_id, line_id=line_id)
+    _require_editable(current, "lines can change")
+    unit_price: Decimal = body.unit_price if body.unit_price is not None else line["unit_price"]
+    if not money.fits(unit_price, current["currency"]):
+        raise ValidationFailed([_invalid(["body", "unit_price"], _decimals(current["currency"]))])
+    quantity: int = body.quantity if body.quantity is not None else line["quantity"]
+    if quantity == line["quantity"] and unit_price == line["unit_price"]:
+        return await get(db, principal, order_id=order_id)
+    total = current["total"] - line["unit_price"] * line["quantity"] + unit_price * quantity
+    _check_total(total, ["body"])
+    changes = _money_changes(total, current["amount_paid"], current["currency"])
+    allocations = {
+        UUID(piece["location_id"]): (piece["position"], piece["quantity"])
+        for piece in line["allocations"]
+    }
+    reference = reference_of(order_id)
+    difference = quantity - line["quantity"]
+    if difference > 0:
+        allocations = await _reserve_more(
+            db,
+            principal,
+            line=line,
+            quantity=difference,
+            allocations=allocations,
+            reference=reference,
+            now=now,
+        )
+    elif difference < 0:
+        allocations = await _release_some(
+            db,
+            principal,
+            line=line,
+            quantity=-difference,
+            allocations=allocations,
+            reference=reference,
+            note=f"order {current['number']}: line reduced",
+        )
+    await repository.update_line(
+        db, tenant_id=tenant_id, line_id=line_id, quantity=quantity, unit_price=unit_price
+    )
+    await repository.replace_allocations(
+        db,
+        tenant_id=tenant_id,
+        line_id=line_id,
+        allocations=[
+            repository.NewAllocation(line_id, location_id, position, units)
+            for location_id, (position, units) in allocations.items()
+        ],
+    )
+    return await _changed(
+        db, principal, order_id=order_id, changes=changes, event=EventType.ORDER_UPDATED
+    )
+
+
+Pieces = dict[UUID, tuple[int, int]]
+"""A line's allocations: location → (position, quantity)."""
+
+
+async def _reserve_more(
+    db: Connection,
+    principal: Principal,
+    *,
+    line: Record,
+    quantity: int,
+    allocations: Pieces,
+    reference: str,
+    now: datetime | None,
+) -> Pieces:
+    (variant,) = await inventory_service.resolve_variants(
+        db,
+        principal,
+        references=[inventory_service.VariantReference(variant_id=line["variant_id"])],
+        locations=[["path", "line_id"]],
+    )
+    more = _Line(
+        variant=variant, quantity=quantity, unit_price=Decimal(0), location_id=line["location_id"]
+    )
+    places = await location_service.priorities(db, tenant_id=_tenant(principal))
+    plan = await _reserve(
+        db,
+        principal,
+        lines=[more],
+        demands=_demands([more]),
+        reference=reference,
+        places=places,
+        now=now,
+    )
+    merged = dict(allocations)
+    last = max((position for position, _ in merged.values()), default=0)
+    for allocation in plan.allocations:
+        position, units = merged.get(allocation.location_id, (0, 0))
+        if not position:
+            last += 1
+            position = last
+        merged[allocation.location_id] = (position, units + allocation.quantity)
+    return merged
+
+
+async def _release_some(
+    db: Connection,
+    principal: Principal,
+    *,
+    line: Record,
+    quantity: int,
+    allocations: Pieces,
+    reference: str,
+    note: str,
+) -> Pieces:
+    left = dict(allocations)
+    released: list[inventory_service.LevelUnits] = []
+    to_release = quantity
+    for location_id, (position, units) in sorted(
+        allocations.items(), key=lambda piece: piece[1][0], reverse=True
+    ):
+        if to_release == 0:
+            break
+        taken = min(units, to_release)
+        to_release -= taken
+        released.append(inventory_service.LevelUnits(line["variant_id"], location_id, taken))
+        if taken == units:
+            del left[location_id]
+        else:
+            left[location_id] = (position, units - taken)
+    await inventory_service.release_units(
+        db, principal, units=released, reference=reference, note=note
+    )
+    return left
+
+
+# --- payments ----------------------------------------------------------------------------
+
+
+async def record_payment(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    body: PaymentCreate,
+    expected_version: int | None = None,
+) -> Order:
+    """Record a captured payment; `payment_status` follows (unpaid → partially_paid → paid).
+
+    Raises ValidationFailed (422: an unknown provider, an amount with more decimals than
+    the currency has), OrderNotFound (404), VersionMismatch (412), OrderLocked (409: a
+    canceled order takes no payment), PaymentExceedsTotal (409: more than the order still
+    owes; its `due` is in the problem).
+    """
+    tenant_id = _tenant(principal)
+    provider = providers.payment_provider(body.provider)
+    if provider is None:
+        raise ValidationFailed(
+            [
+                _invalid(
+                    ["body", "provider"],
+                    "Unknown payment provider; use one of: "
+                    + ", ".join(sorted(providers.PAYMENT_PROVIDERS))
+                    + ".",
+                )
+            ]
+        )
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    currency: str = current["currency"]
+    if not money.fits(body.amount, currency):
+        raise ValidationFailed([_invalid(["body", "amount"], _decimals(currency))])
+    if current["status"] == OrderStatus.CANCELED:
+        raise OrderLocked("The order is canceled; it takes no payment.", order_status="canceled")
+    total: Decimal = current["total"]
+    paid: Decimal = current["amount_paid"]
+    due = total - paid
+    if body.amount > due:
+        raise PaymentExceedsTotal(
+            f"The order owes {money.text(due, currency)} {currency}; "
+            f"a payment of {money.text(body.amount, currency)} is more than that.",
+            due=money.text(due, currency),
+        )
+    result = await provider.capture(amount=body.amount, currency=currency, reference=body.reference)
+    await repository.insert_payment(
+        db,
+        tenant_id=tenant_id,
+        order_id=order_id,
+        amount=body.amount,
+        provider=provider.name,
+        reference=result.reference,
+        status=result.outcome.value,
+        actor=principal.actor,
+    )
+    paid += body.amount
+    return await _changed(
+        db,
+        principal,
+        order_id=order_id,
+        changes={"amount_paid": paid, "payment_status": payment_status(total, paid).value},
+        event=EventType.ORDER_UPDATED,
+    )
