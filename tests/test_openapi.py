@@ -84,32 +84,53 @@ def unique(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Creation:
-    """How to create a real object whose id a parameter takes, and where to read it back."""
+    """How to create a real object whose id a parameter takes (from the ids of the objects
+    created before it), where to read it back, and where its id is in the answer."""
 
     path: str
-    body: Callable[[], dict[str, Any]]
+    body: Callable[[dict[str, str]], dict[str, Any]]
     read_path: str | None = None
+    id_of: Callable[[dict[str, Any]], str] = lambda created: str(created["id"])
 
 
-# In creation order: a variant needs an item.
+def order_of(ids: dict[str, str]) -> dict[str, Any]:
+    """An order for one unit of the fuzz's variant (its item allows backorders)."""
+    return {
+        "customer": {"email": "fuzz@example.com"},
+        "currency": "USD",
+        "lines": [{"variant_id": ids["variant_id"], "quantity": 1, "unit_price": "1.00"}],
+    }
+
+
+# In creation order: a variant needs an item, an order a variant.
 CREATIONS = {
     "location_id": Creation(
         "/api/v1/{tenant_id}/locations",
-        lambda: {"code": unique("L"), "name": "Fuzz target", "kind": "store"},
+        lambda ids: {"code": unique("L"), "name": "Fuzz target", "kind": "store"},
         "/api/v1/{tenant_id}/locations/{location_id}",
     ),
     "key_id": Creation(
-        "/api/v1/{tenant_id}/api-keys", lambda: {"name": "fuzz target", "role": "viewer"}
+        "/api/v1/{tenant_id}/api-keys", lambda ids: {"name": "fuzz target", "role": "viewer"}
     ),
     "item_id": Creation(
         "/api/v1/{tenant_id}/inventory",
-        lambda: {"sku": unique("I"), "name": "Fuzz target"},
+        lambda ids: {"sku": unique("I"), "name": "Fuzz target", "allow_backorder": True},
         "/api/v1/{tenant_id}/inventory/{item_id}",
     ),
     "variant_id": Creation(
         "/api/v1/{tenant_id}/inventory/{item_id}/variants",
-        lambda: {"sku": unique("V")},
+        lambda ids: {"sku": unique("V")},
         "/api/v1/{tenant_id}/inventory/{item_id}/variants/{variant_id}",
+    ),
+    "order_id": Creation(
+        "/api/v1/{tenant_id}/orders", order_of, "/api/v1/{tenant_id}/orders/{order_id}"
+    ),
+    # A second line of that order, added again on every call (a line cannot be read back;
+    # the order is still pending whenever objects are replenished).
+    "line_id": Creation(
+        "/api/v1/{tenant_id}/orders/{order_id}/items",
+        lambda ids: order_of(ids)["lines"][0],
+        id_of=lambda created: str(created["lines"][-1]["id"]),
     ),
 }
 ID_FIELDS = frozenset({*CREATIONS, "from_location_id", "to_location_id"})
@@ -135,9 +156,9 @@ class Targets:
             if name in self.ids and creation.read_path:
                 if self.call("GET", creation.read_path).status_code == 200:
                     continue
-            created = self.call("POST", creation.path, body=creation.body())
+            created = self.call("POST", creation.path, body=creation.body(self.ids))
             assert created.status_code == 201, created.text
-            self.ids[name] = created.json()["id"]
+            self.ids[name] = creation.id_of(created.json())
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call an operation of the tenant with the parameters the path names."""

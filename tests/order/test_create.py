@@ -496,3 +496,28 @@ async def test_numbers_run_from_one_per_tenant_and_a_refused_order_takes_none(
     ]
 
     assert numbers == {world.a: [1, 2, 3], world.b: [1, 2]}
+
+
+async def test_a_retried_order_with_the_same_idempotency_key_is_placed_once(
+    client: httpx.AsyncClient, world: TenantWorld, owner_connection: Connection
+) -> None:
+    north = await place(client, world, tenant=world.a, code="N")
+    await stocked_item(client, world, tenant=world.a, sku="TOWEL", on_hand={north: 5})
+    body = {
+        "customer": CUSTOMER,
+        "currency": "USD",
+        "lines": [{"sku": "TOWEL", "quantity": 2, "unit_price": "1"}],
+    }
+    headers = world.headers(world.a, "clerk") | {"Idempotency-Key": "checkout-77"}
+
+    first = await client.post(f"/api/v1/{world.a}/orders", json=body, headers=headers)
+    again = await client.post(f"/api/v1/{world.a}/orders", json=body, headers=headers)
+    other = await client.post(
+        f"/api/v1/{world.a}/orders", json={**body, "notes": "different"}, headers=headers
+    )
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert_problem(other, status=422, slug="idempotency-key-reuse")
+    assert len((await order_rows(owner_connection, tenant=world.a))["sales_order"]) == 1

@@ -128,7 +128,7 @@ async def test_the_customer_email_filter_works_through_a_blind_index(
     for row in rows:
         stored = row["customer_email_index"]
         assert re.fullmatch(r"[0-9a-f]{64}", stored)
-        assert "ada" not in stored and row["email"] not in stored
+        assert row["email"].lower() not in stored
         assert stored == index.email(row["tenant_id"], "ada@example.com")
     # the same email indexes differently in two tenants: no linking across them
     assert rows[0]["customer_email_index"] != rows[1]["customer_email_index"]
@@ -144,6 +144,7 @@ async def test_bad_list_parameters_are_422(client: httpx.AsyncClient, world: Ten
         ({"status": "lost"}, [["query", "status"]]),
         ({"created_after": "2026-01-01T00:00:00"}, [["query", "created_after"]]),
         ({"created_before": "yesterday"}, [["query", "created_before"]]),
+        ({"created_before": "0.5"}, [["query", "created_before"]]),
         ({"limit": 0}, [["query", "limit"]]),
         ({"sort": "total", "cursor": page["next_cursor"]}, [["query", "cursor"]]),
         ({"sort": "total", "cursor": "bm9wZQ"}, [["query", "cursor"]]),

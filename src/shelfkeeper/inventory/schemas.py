@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -304,8 +305,19 @@ class ItemStock(BaseModel):
     )
 
 
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time: pydantic alone would also take a number of seconds."""
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("give an RFC 3339 date-time with a time zone")
+    return value
+
+
 AsOf = Annotated[
     AwareDatetime,
+    BeforeValidator(_rfc3339),
     Field(
         description="RFC 3339 with a time zone; not in the future.",
         examples=["2026-12-01T09:00:00Z"],
@@ -359,6 +371,6 @@ class LowStockStatus(BaseModel):
     since: datetime | None = Field(
         description="When the level last crossed its threshold downward (the time its "
         "`InventoryLowStock` was recorded); null while low without a recorded crossing (the "
-        "item's or tenant's threshold changed since the level's last change)."
+        "tenant's default changed since the level's last change)."
     )
     since_version: int | None = Field(description="The level's version at that crossing.")

@@ -6,11 +6,12 @@ their lines and record payments.
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Operator, Reader, TenantSession
 from shelfkeeper.inventory.errors import (
@@ -55,11 +56,24 @@ IfNoneMatch = Annotated[str | None, Header()]
 WRITE_PROBLEMS = (IdempotencyKeyInFlight, IdempotencyKeyReuse)
 
 
-def _blind_index(request: Request) -> blind_index.BlindIndex:
+async def _blind_index(request: Request) -> blind_index.BlindIndex:
+    # Cached per master key: only the first call reads (or creates) the key file.
     return blind_index.for_settings(request.app.state.settings)
 
 
 BlindIndex = Annotated[blind_index.BlindIndex, Depends(_blind_index)]
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time (pydantic would also take a number of seconds)."""
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("give an RFC 3339 date-time with a time zone")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 def _located(response: Response, principal_tenant: str | None, order: Order) -> Order:
@@ -108,11 +122,9 @@ async def list_orders(
     ] = "created_at",
     status: OrderStatus | None = None,
     created_after: Annotated[
-        AwareDatetime | None, Query(description="Placed at or after (RFC 3339).")
+        Moment | None, Query(description="Placed at or after (RFC 3339).")
     ] = None,
-    created_before: Annotated[
-        AwareDatetime | None, Query(description="Placed before (RFC 3339).")
-    ] = None,
+    created_before: Annotated[Moment | None, Query(description="Placed before (RFC 3339).")] = None,
     customer_email: Annotated[
         str | None,
         Query(

@@ -241,6 +241,10 @@ async def list_orders(
 # --- lines: resolving, pricing, reserving ------------------------------------------------
 
 
+Pieces = dict[UUID, tuple[int, int]]
+"""A line's allocations: location → (position, quantity)."""
+
+
 @dataclass(frozen=True)
 class _Line:
     """A requested line, resolved and priced."""
@@ -897,10 +901,6 @@ async def update_line(
     )
 
 
-Pieces = dict[UUID, tuple[int, int]]
-"""A line's allocations: location → (position, quantity)."""
-
-
 async def _reserve_more(
     db: Connection,
     principal: Principal,
@@ -911,14 +911,26 @@ async def _reserve_more(
     reference: str,
     now: datetime | None,
 ) -> Pieces:
-    (variant,) = await inventory_service.resolve_variants(
-        db,
-        principal,
-        references=[inventory_service.VariantReference(variant_id=line["variant_id"])],
-        locations=[["path", "line_id"]],
-    )
+    """Reserve `quantity` more units for `line`, placed like a new line's (at its location
+    if it named one); returns its allocations with them merged in (a new location last).
+
+    Raises InsufficientStock (409), or OrderLocked (409) when the line's variant was
+    deleted meanwhile (possible only once none of its units were reserved any more).
+    """
+    try:
+        (variant,) = await inventory_service.resolve_variants(
+            db,
+            principal,
+            references=[inventory_service.VariantReference(variant_id=line["variant_id"])],
+            locations=[["body", "quantity"]],
+        )
+    except ValidationFailed as error:
+        raise OrderLocked("The line's variant no longer exists; it cannot grow.") from error
     more = _Line(
-        variant=variant, quantity=quantity, unit_price=Decimal(0), location_id=line["location_id"]
+        variant=variant,
+        quantity=quantity,
+        unit_price=line["unit_price"],
+        location_id=line["location_id"],
     )
     places = await location_service.priorities(db, tenant_id=_tenant(principal))
     plan = await _reserve(
@@ -951,6 +963,8 @@ async def _release_some(
     reference: str,
     note: str,
 ) -> Pieces:
+    """Release `quantity` of `line`'s units, from its last-placed allocation backwards;
+    returns the allocations left."""
     left = dict(allocations)
     released: list[inventory_service.LevelUnits] = []
     to_release = quantity
