@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import click
 from pydantic import ValidationError
@@ -300,14 +301,26 @@ def verify(tenant_id: str | None) -> None:
 @click.option("--platform", is_flag=True, help="A platform_admin token (tenant lifecycle).")
 @click.option("--sub", "subject", default="cli", show_default=True)
 @click.option("--ttl", default=None, type=click.IntRange(1, 366 * 24 * 3600), help="Seconds.")
+@click.option(
+    "--location",
+    "location_ids",
+    multiple=True,
+    type=click.UUID,
+    help="A store clerk's location (repeatable): stock may change only there.",
+)
 def token(
-    tenant_id: str | None, role: str | None, platform: bool, subject: str, ttl: int | None
+    tenant_id: str | None,
+    role: str | None,
+    platform: bool,
+    subject: str,
+    ttl: int | None,
+    location_ids: tuple[UUID, ...],
 ) -> None:
     """Print a JWT from the built-in issuer."""
     settings = Settings()
     if platform:
-        if tenant_id is not None or role is not None:
-            raise click.UsageError("--platform takes neither --tenant nor --role")
+        if tenant_id is not None or role is not None or location_ids:
+            raise click.UsageError("--platform takes neither --tenant, --role nor --location")
         click.echo(
             issue_token(
                 settings,
@@ -321,7 +334,14 @@ def token(
     if tenant_id is None or role is None:
         raise click.UsageError("give --tenant and --role, or --platform")
     click.echo(
-        issue_token(settings, subject=subject, tenant_id=tenant_id, roles=[role], ttl_seconds=ttl)
+        issue_token(
+            settings,
+            subject=subject,
+            tenant_id=tenant_id,
+            roles=[role],
+            ttl_seconds=ttl,
+            location_ids=location_ids or None,
+        )
     )
 
 

@@ -37,6 +37,24 @@ async def test_tenant_token_verifies_with_its_tenant_role_and_subject(data_dir: 
     assert claims["exp"] - claims["iat"] == 3600
 
 
+async def test_location_options_make_a_store_clerk_token(data_dir: Path) -> None:
+    first, second = "6f1c3a52-0d4e-4f7a-9a51-1b2c3d4e5f60", "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
+    result = run_token(
+        data_dir, "--tenant", "acme", "--role", "clerk", "--location", first, "--location", second
+    )
+
+    assert result.exit_code == 0, result.output
+    claims = await verify(result.output.strip(), data_dir)
+    assert sorted(claims["location_ids"]) == sorted([first, second])
+
+
+async def test_a_token_without_locations_has_no_location_claim(data_dir: Path) -> None:
+    result = run_token(data_dir, "--tenant", "acme", "--role", "clerk")
+
+    assert result.exit_code == 0, result.output
+    assert "location_ids" not in await verify(result.output.strip(), data_dir)
+
+
 async def test_default_subject_is_cli(data_dir: Path) -> None:
     result = run_token(data_dir, "--tenant", "acme", "--role", "viewer")
 
@@ -93,7 +111,7 @@ def test_platform_with_tenant_says_why(data_dir: Path) -> None:
     result = run_token(data_dir, "--platform", "--tenant", "x")
 
     assert result.exit_code == 2
-    assert "--platform takes neither --tenant nor --role" in result.output
+    assert "--platform takes neither --tenant, --role nor --location" in result.output
 
 
 async def test_without_a_configured_secret_the_key_is_generated_in_the_data_directory(
