@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     database_pool_max_size: int = Field(default=20, ge=1)
 
     jwt_secret: SecretStr | None = None
+    master_key: SecretStr | None = None
     jwt_issuer: str = "shelfkeeper"
     jwt_audience: str = "shelfkeeper"
     jwt_jwks_url: str | None = None
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
+
+    @cached_property
+    def master_key_bytes(self) -> bytes:
+        """The key every per-tenant key derives from: configured, or generated once in the
+        data directory. Changing it changes every derived key (rebuild blind indexes)."""
+        if self.master_key is not None and self.master_key.get_secret_value().strip():
+            return self.master_key.get_secret_value().strip().encode()
+        return read_or_create_secret(self.data_dir / "master-key").encode()
 
     @cached_property
     def jwt_signing_secret(self) -> str:

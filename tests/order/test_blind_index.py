@@ -12,14 +12,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shelfkeeper.config import Settings
-from shelfkeeper.order.blind_index import (
-    MASTER_KEY_FILE,
-    MASTER_KEY_VARIABLE,
-    PURPOSE,
-    BlindIndex,
-    for_settings,
-    master_key,
-)
+from shelfkeeper.order.blind_index import PURPOSE, BlindIndex, for_settings
+
+MASTER_KEY_VARIABLE = "SHELFKEEPER_MASTER_KEY"
+
+
+def master_key(data_dir: Path) -> bytes:
+    return Settings(database_url="postgresql://unused", data_dir=data_dir).master_key_bytes
 
 
 def test_the_index_is_an_hmac_of_the_normalised_email_under_a_key_per_tenant() -> None:
@@ -44,7 +43,7 @@ def test_the_master_key_comes_from_the_environment_or_is_generated_once(
 
     generated = master_key(tmp_path)
 
-    path = tmp_path / MASTER_KEY_FILE
+    path = tmp_path / "master-key"
     assert generated == path.read_text().strip().encode()
     assert len(generated) >= 43
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -57,6 +56,7 @@ def test_the_master_key_comes_from_the_environment_or_is_generated_once(
         b"configured-master-key"
     ).email("acme", "a@b.c")
     monkeypatch.delenv(MASTER_KEY_VARIABLE)
+    settings = Settings(database_url="postgresql://unused", data_dir=tmp_path)
     assert for_settings(settings).email("acme", "a@b.c") == BlindIndex(generated).email(
         "acme", "a@b.c"
     )

@@ -10,7 +10,7 @@ import httpx
 
 from shelfkeeper.config import Settings
 from shelfkeeper.db.database import Connection
-from shelfkeeper.order.blind_index import BlindIndex, master_key
+from shelfkeeper.order.blind_index import BlindIndex
 from tests.conftest import TenantWorld
 from tests.inventory.reservation_factories import place, stocked_item
 from tests.kit.assertions import error_locations
@@ -124,7 +124,7 @@ async def test_the_customer_email_filter_works_through_a_blind_index(
         "WHERE tenant_id = ANY($1::text[]) AND number = 1 ORDER BY tenant_id",
         [world.a, world.b],
     )
-    index = BlindIndex(master_key(settings.data_dir))
+    index = BlindIndex(settings.master_key_bytes)
     for row in rows:
         stored = row["customer_email_index"]
         assert re.fullmatch(r"[0-9a-f]{64}", stored)

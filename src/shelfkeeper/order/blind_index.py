@@ -7,39 +7,28 @@ and a search computes the same HMAC of the email it looks for. The index reveals
 orders share an email, nothing more; without the key it cannot be reversed or checked
 against a guess, and two tenants' indexes of the same email differ.
 
-The per-tenant keys are derived with HKDF-SHA256 from the service's master key:
-`SHELFKEEPER_MASTER_KEY`, or else a key generated once into `<data_dir>/master-key` (as the
-JWT secret is). Changing the master key changes every index: rebuild them then.
+The per-tenant keys are derived with HKDF-SHA256 from the service's master key
+(`Settings.master_key_bytes`: `SHELFKEEPER_MASTER_KEY`, or else a key generated once
+into `<data_dir>/master-key`, as the JWT secret is). Changing the master key changes
+every index: rebuild them then.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from functools import lru_cache
-from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shelfkeeper.config import Settings, read_or_create_secret
+from shelfkeeper.config import Settings
 
-MASTER_KEY_VARIABLE = "SHELFKEEPER_MASTER_KEY"
-MASTER_KEY_FILE = "master-key"
 PURPOSE = b"shelfkeeper/blind-index/customer-email/v1/"
 
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
-
-
-def master_key(data_dir: Path) -> bytes:
-    """The configured master key, or the one generated into the data directory."""
-    configured = os.environ.get(MASTER_KEY_VARIABLE, "").strip()
-    if configured:
-        return configured.encode()
-    return read_or_create_secret(data_dir / MASTER_KEY_FILE).encode()
 
 
 class BlindIndex:
@@ -70,10 +59,10 @@ class BlindIndex:
 
 
 @lru_cache(maxsize=16)
-def _index(data_dir: Path, configured: str) -> BlindIndex:
-    return BlindIndex(master_key(data_dir))
+def _index(master: bytes) -> BlindIndex:
+    return BlindIndex(master)
 
 
 def for_settings(settings: Settings) -> BlindIndex:
     """The blind index of the service these settings describe (cached per master key)."""
-    return _index(settings.data_dir, os.environ.get(MASTER_KEY_VARIABLE, "").strip())
+    return _index(settings.master_key_bytes)
