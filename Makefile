@@ -12,6 +12,6 @@ test:  ## what CI runs: format, lint, types, import rules, then the whole test s
 lint:  ## the static checks only
 	$(PYTHON) dev.py lint
 
-bench:  ## not there yet
-	@echo "The benchmark is issue 7 (it will live in bench/); nothing to run yet." >&2
-	@exit 1
+bench:  ## the service against its raw-asyncpg ceiling (ARGS="--workers 2 --duration 10")
+	$(PYTHON) dev.py install
+	.venv/bin/python -m bench $(ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks for Shelfkeeper (`python -m bench`); see docs/benchmarks.md."""
