@@ -29,6 +29,9 @@ from shelfkeeper.auth.tokens import TokenVerifier
 from shelfkeeper.config import Settings
 from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
+from shelfkeeper.event import relay
+from shelfkeeper.event.endpoints import router as event_router
+from shelfkeeper.event.endpoints import stream_router as event_stream_router
 from shelfkeeper.inventory.endpoints import router as inventory_router
 from shelfkeeper.inventory.reservation_endpoints import router as reservation_router
 from shelfkeeper.kit import handlers, idempotency
@@ -51,6 +54,8 @@ from shelfkeeper.observability import metrics as observability_metrics
 from shelfkeeper.observability.logging import configure_structlog
 from shelfkeeper.observability.middleware import ObservabilityMiddleware
 from shelfkeeper.order.endpoints import router as order_router
+from shelfkeeper.order.integration_endpoints import callback_router as integration_callback_router
+from shelfkeeper.order.integration_endpoints import router as integration_router
 from shelfkeeper.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger("shelfkeeper")
@@ -135,9 +140,25 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if settings.maintenance_interval_seconds > 0
             else None
         )
+        relay_stop = asyncio.Event()
+        relaying = (
+            asyncio.create_task(
+                relay.run(
+                    app.state.database,
+                    stop=relay_stop,
+                    poll_interval=settings.relay_poll_interval_seconds,
+                )
+            )
+            if settings.relay_enabled
+            else None
+        )
         try:
             yield
         finally:
+            if relaying is not None:
+                relay_stop.set()
+                with contextlib.suppress(Exception):
+                    await relaying
             if housekeeping is not None:
                 housekeeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -176,6 +197,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.include_router(inventory_router)
     api.include_router(reservation_router)
     api.include_router(order_router)
+    api.include_router(integration_router)
+    api.include_router(integration_callback_router)
+    api.include_router(event_router)
+    api.include_router(event_stream_router)
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)
@@ -343,7 +368,9 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                 problems += API_PROBLEMS
                 if "requestBody" in operation:
                     problems += BODY_PROBLEMS
-                if method in ("post", "patch"):
+                # `security: []` marks an operation authenticated otherwise (a signed
+                # callback): no bearer token, no Idempotency-Key (it has `webhook-id`).
+                if method in ("post", "patch") and operation.get("security") != []:
                     operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
                     problems += IDEMPOTENT_PROBLEMS
             for problem in problems:

@@ -203,6 +203,44 @@ def serve(
             pass
 
 
+@main.command()
+def worker() -> None:
+    """Run the event relay as its own process (numbers committed events; see
+    docs/events.md); SIGINT or SIGTERM stop it cleanly, with exit status 0.
+
+    Run `serve` with `SHELFKEEPER_RELAY_ENABLED=false` when a worker relays instead; running
+    both is safe too (relays take turns per tenant).
+    """
+    from shelfkeeper.db import migrate
+    from shelfkeeper.event import relay
+    from shelfkeeper.observability.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def run(dsn: str) -> None:
+        database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=2)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Inside the loop a signal only asks the relay to stop: it finishes the tenant at
+        # hand, closes its connections, and the command returns normally.
+        for sig in SHUTDOWN_SIGNALS:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            click.echo("relay running", err=True)
+            await relay.run(database, stop=stop, poll_interval=settings.relay_poll_interval_seconds)
+        finally:
+            for sig in SHUTDOWN_SIGNALS:
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, shutdown_signals.handle)
+            await database.close()
+
+    with database_url(settings) as dsn, database_errors():
+        migrate.upgrade(dsn)
+        asyncio.run(run(dsn))
+    click.echo("relay stopped", err=True)
+
+
 @main.command(name="migrate")
 @click.option("--check", is_flag=True, help="Only check that the schema matches the models.")
 def migrate_command(check: bool) -> None:

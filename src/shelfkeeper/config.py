@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     maintenance_interval_seconds: float = Field(default=300, ge=0)
 
+    relay_enabled: bool = True
+    relay_poll_interval_seconds: float = Field(default=5, gt=0)
+    events_stream_heartbeat_seconds: float = Field(default=15, gt=0)
+    events_stream_poll_seconds: float = Field(default=1, gt=0)
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -4,7 +4,9 @@ Each pass binds one tenant at a time (row-level security stays on) and
 - expires reservations (checkout holds) past their expiry, releasing their units with
   movement reason `expired` (requests that need those units expire them at once anyway;
   this keeps `reserved` honest for readers);
-- deletes stored `Idempotency-Key` responses past their retention.
+- deletes stored `Idempotency-Key` responses past their retention;
+- cancels pending orders with nothing paid past the tenant's `unpaid_order_expiry_minutes`
+  (when set), releasing their stock, as `system`.
 
 It runs inside `shelfkeeper serve` every `SHELFKEEPER_MAINTENANCE_INTERVAL_SECONDS`; with
 several workers or instances each runs it, which is harmless: every step is idempotent.
@@ -15,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Database
 from shelfkeeper.inventory import reservation_service
 from shelfkeeper.kit import idempotency
+from shelfkeeper.order import service as order_service
 from shelfkeeper.tenant import service as tenant_service
 
 logger = logging.getLogger("shelfkeeper.maintenance")
@@ -32,12 +36,26 @@ class PassReport:
     tenants: int
     holds_expired: int
     idempotency_keys_purged: int
+    unpaid_orders_canceled: int = 0
 
 
-async def run_once(database: Database) -> PassReport:
-    """One pass over every tenant (and the platform scope)."""
+async def run_once(database: Database, *, now: datetime | None = None) -> PassReport:
+    """One pass over every tenant (and the platform scope). `now` (default: the clock)
+    decides which unpaid orders are due."""
+    moment = now or datetime.now(UTC)
     async with database.tenant_transaction(PLATFORM_SCOPE) as db:
         tenant_ids = await tenant_service.all_ids(db)
+        # Read in the platform scope: no tenant transaction for a tenant that sets none.
+        expiry_minutes = {
+            tenant_id: minutes
+            for tenant_id in tenant_ids
+            if (
+                minutes := (
+                    await tenant_service.get(db, tenant_id=tenant_id)
+                ).settings.unpaid_order_expiry_minutes
+            )
+            is not None
+        }
     purged = expired = 0
     for scope in [PLATFORM_SCOPE, *tenant_ids]:
         async with database.tenant_transaction(scope) as db:
@@ -51,8 +69,21 @@ async def run_once(database: Database) -> PassReport:
             expired += batch
             if batch < SWEEP_BATCH:
                 break
+    canceled = 0
+    for tenant_id, minutes in expiry_minutes.items():
+        while True:
+            async with database.tenant_transaction(tenant_id) as db:
+                batch = await order_service.expire_unpaid(
+                    db, tenant_id=tenant_id, minutes=minutes, now=moment, limit=SWEEP_BATCH
+                )
+            canceled += batch
+            if batch < SWEEP_BATCH:
+                break
     return PassReport(
-        tenants=len(tenant_ids), holds_expired=expired, idempotency_keys_purged=purged
+        tenants=len(tenant_ids),
+        holds_expired=expired,
+        idempotency_keys_purged=purged,
+        unpaid_orders_canceled=canceled,
     )
 
 

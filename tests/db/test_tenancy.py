@@ -17,6 +17,7 @@ from shelfkeeper.db.database import Connection, Database, bind_tenant, init_conn
 from shelfkeeper.event import service as event_service
 from shelfkeeper.event.schemas import EventType
 from tests.conftest import TenantWorld
+from tests.order.after_sale import new_secret, send_callback
 
 PLATFORM_TABLES = {"tenant", "alembic_version"}
 """Tables without a `tenant_id`: the tenant registry itself and Alembic's bookkeeping."""
@@ -99,6 +100,34 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         headers=world.headers(tenant),
     )
     assert paid.status_code == 201, paid.text
+    order_url = f"/api/v1/{tenant}/orders/{order.json()['id']}"
+    for status in ("processed", "shipped"):
+        moved = await client.patch(
+            order_url, json={"status": status}, headers=world.headers(tenant)
+        )
+        assert moved.status_code == 200, moved.text
+    returned = await client.post(
+        f"{order_url}/returns",
+        json={
+            "lines": [{"line_id": order.json()["lines"][0]["id"], "quantity": 1, "restock": True}]
+        },
+        headers=world.headers(tenant),
+    )
+    assert returned.status_code == 201, returned.text
+    refunded = await client.post(
+        f"{order_url}/refunds",
+        json={"amount": "1.00", "return_id": returned.json()["id"]},
+        headers=world.headers(tenant),
+    )
+    assert refunded.status_code == 201, refunded.text
+    secret = await new_secret(client, world, tenant=tenant)
+    delivered = await send_callback(
+        client,
+        tenant=tenant,
+        secret=secret,
+        payload={"type": "shipment.delivered", "order_id": order.json()["id"]},
+    )
+    assert delivered.status_code == 200, delivered.text
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(

@@ -11,7 +11,11 @@ from tests.conftest import TenantWorld, new_tenant_id
 
 TENANTS_URL = "/api/v1/tenants"
 
-UNSET_SETTINGS = {"rate_limit": None, "low_stock_threshold": None}
+UNSET_SETTINGS = {
+    "rate_limit": None,
+    "low_stock_threshold": None,
+    "unpaid_order_expiry_minutes": None,
+}
 
 
 def tenant_url(tenant_id: str) -> str:

@@ -69,7 +69,11 @@ async def test_create_with_settings_stores_them(
     response = await client.post(TENANTS_URL, json=body, headers=world.platform)
 
     assert response.status_code == 201, response.text
-    assert response.json()["settings"] == {"rate_limit": RATE_LIMIT, "low_stock_threshold": 3}
+    assert response.json()["settings"] == {
+        "rate_limit": RATE_LIMIT,
+        "low_stock_threshold": 3,
+        "unpaid_order_expiry_minutes": None,
+    }
     row = await tenant_row(owner_connection, tenant_id=body["id"])
     assert row is not None
     assert row["settings"] == {"rate_limit": RATE_LIMIT, "low_stock_threshold": 3}
@@ -369,7 +373,11 @@ async def test_patch_settings_merges_keys(
     )
 
     assert response.status_code == 200, response.text
-    assert response.json()["settings"] == {"rate_limit": RATE_LIMIT, "low_stock_threshold": 5}
+    assert response.json()["settings"] == {
+        "rate_limit": RATE_LIMIT,
+        "low_stock_threshold": 5,
+        "unpaid_order_expiry_minutes": None,
+    }
     assert response.json()["name"] == created["name"]
     row = await tenant_row(owner_connection, tenant_id=created["id"])
     assert row is not None
@@ -408,7 +416,11 @@ async def test_patch_a_setting_to_null_clears_only_that_setting(
     )
 
     assert response.status_code == 200, response.text
-    assert response.json()["settings"] == {"rate_limit": None, "low_stock_threshold": 5}
+    assert response.json()["settings"] == {
+        "rate_limit": None,
+        "low_stock_threshold": 5,
+        "unpaid_order_expiry_minutes": None,
+    }
 
 
 async def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(

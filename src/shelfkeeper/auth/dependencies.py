@@ -23,7 +23,7 @@ from shelfkeeper.auth import api_key
 from shelfkeeper.auth import service as auth_service
 from shelfkeeper.auth.principal import Permission, Principal, Role
 from shelfkeeper.auth.tokens import InvalidToken, TokenVerifier
-from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, bind_tenant
+from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, bind_tenant
 from shelfkeeper.kit import context, idempotency, ratelimit
 from shelfkeeper.kit.problems import Forbidden, TenantMismatch, Unauthorized, problem_responses
 from shelfkeeper.kit.routing import connection_of
@@ -198,3 +198,24 @@ Deleter = Annotated[Principal, Depends(require(Permission.DELETE))]
 Administrator = Annotated[Principal, Depends(require(Permission.ADMINISTER))]
 PlatformAdministrator = Annotated[Principal, Depends(platform_principal)]
 PlatformSession = Annotated[Connection, Depends(connection_of)]
+
+
+async def authorize_briefly(request: Request, tenant_id: str, permission: Permission) -> Principal:
+    """Authenticate and authorize a tenant-scoped request in a short transaction of its own,
+    for a route that must not hold a pooled connection while it runs (a long-lived stream):
+    the same checks, in the same order, as `require(permission)` under `TransactionalRoute`.
+
+    Raises Unauthorized, TenantMismatch, TenantNotFound, TenantSuspended, RateLimited or
+    Forbidden, as those do. The transaction has ended when this returns.
+    """
+    database: Database = request.app.state.database
+    async with database.transaction(readonly=True) as connection:
+        request.state.connection = connection
+        try:
+            principal = await authenticate(request, await bearer(request))
+            principal = await tenant_principal(request, tenant_id, principal)
+        finally:
+            del request.state.connection
+    if not principal.can(permission):
+        raise Forbidden(f"Your role may not do this (needs `{permission}`).")
+    return principal

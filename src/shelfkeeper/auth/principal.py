@@ -55,7 +55,7 @@ class Principal:
     subject: str
     tenant_id: str | None
     roles: frozenset[Role]
-    credential: Literal["jwt", "api_key"]
+    credential: Literal["jwt", "api_key", "system"]
     location_ids: frozenset[UUID] | None = None
 
     @property
@@ -74,8 +74,16 @@ class Principal:
     @property
     def actor(self) -> str:
         """How this caller is recorded in history and audit entries."""
+        if self.credential == "system":
+            return "system"
         prefix = "api_key" if self.credential == "api_key" else "user"
         return f"{prefix}:{self.subject}"
+
+    @classmethod
+    def system(cls, tenant_id: str) -> Principal:
+        """The service itself acting in a tenant (jobs, signed callbacks): recorded as
+        `system`, holding no role (it calls services directly, never endpoints)."""
+        return cls(subject="system", tenant_id=tenant_id, roles=frozenset(), credential="system")
 
     @property
     def primary_role(self) -> Role | None:

@@ -10,7 +10,7 @@ tenant-owned row at all.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, cast
 
@@ -18,6 +18,8 @@ import asyncpg
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 Record: TypeAlias = asyncpg.Record
+
+Listener: TypeAlias = Callable[[str], None]
 
 TENANT_SETTING = "app.tenant_id"
 PLATFORM_SCOPE = "_platform"
@@ -49,8 +51,9 @@ def quote_identifier(name: str) -> str:
 class Database:
     """The service's connection pool."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str | None = None) -> None:
         self.pool = pool
+        self.dsn = dsn
 
     @classmethod
     async def connect(
@@ -64,7 +67,7 @@ class Database:
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, init=init, command_timeout=60
         )
-        return cls(pool)
+        return cls(pool, dsn)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -81,6 +84,19 @@ class Database:
         async with self.transaction() as connection:
             await bind_tenant(connection, tenant_id)
             yield connection
+
+    async def listener(self, channel: str, callback: Listener) -> Connection:
+        """A dedicated connection (outside the pool, which it never holds) that LISTENs on
+        `channel`, calling `callback(payload)` per notification. The caller closes it."""
+        if self.dsn is None:
+            raise RuntimeError("this database was built without a DSN; it cannot listen")
+        connection: Connection = await asyncpg.connect(self.dsn)
+
+        def deliver(_: object, __: int, ___: str, payload: object) -> None:
+            callback(str(payload))
+
+        await connection.add_listener(channel, deliver)
+        return connection
 
     def usage(self) -> dict[str, Any]:
         return {"size": self.pool.get_size(), "idle": self.pool.get_idle_size()}

@@ -5,17 +5,74 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from shelfkeeper.db.database import Connection
+from shelfkeeper.db.database import Connection, Record
+
+CHANNEL = "shelfkeeper_events"
+"""The PostgreSQL notification channel writers signal on (payload: the tenant id)."""
 
 
 async def insert(
     db: Connection, *, tenant_id: str, type: str, subject: str, data: dict[str, Any]
 ) -> UUID:
+    """Insert an event (sequence NULL) and signal the relay; the notification is delivered
+    only if the transaction commits."""
     event_id: UUID = await db.fetchval(
-        "INSERT INTO event (tenant_id, type, subject, data) VALUES ($1, $2, $3, $4) RETURNING id",
+        f"""
+        WITH inserted AS (
+            INSERT INTO event (tenant_id, type, subject, data) VALUES ($1, $2, $3, $4)
+            RETURNING id
+        )
+        SELECT inserted.id FROM inserted, (SELECT pg_notify('{CHANNEL}', $1)) AS notified
+        """,
         tenant_id,
         type,
         subject,
         data,
     )
     return event_id
+
+
+async def try_relay_lock(db: Connection, *, tenant_id: str) -> bool:
+    """Take the tenant's relay lock for this transaction; False when another relay holds it."""
+    locked: bool = await db.fetchval(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('shelfkeeper.event-relay:' || $1, 0))",
+        tenant_id,
+    )
+    return locked
+
+
+# Run after `try_relay_lock`, as its own statement: in READ COMMITTED its snapshot is taken
+# once the lock is held, so it sees every sequence the previous relay committed and only
+# events whose transactions have committed.
+ASSIGN_SEQUENCES = """
+UPDATE event
+SET sequence = base.max_sequence + batch.position
+FROM (
+    SELECT id, row_number() OVER (ORDER BY time, id) AS position
+    FROM event
+    WHERE tenant_id = $1 AND sequence IS NULL
+    ORDER BY time, id
+    LIMIT $2
+) AS batch,
+(SELECT coalesce(max(sequence), 0) AS max_sequence FROM event WHERE tenant_id = $1) AS base
+WHERE event.tenant_id = $1 AND event.id = batch.id
+"""
+
+
+async def assign_sequences(db: Connection, *, tenant_id: str, limit: int) -> int:
+    status = await db.execute(ASSIGN_SEQUENCES, tenant_id, limit)
+    return int(status.split()[-1])
+
+
+async def list_sequenced(db: Connection, *, tenant_id: str, after: int, limit: int) -> list[Record]:
+    return await db.fetch(
+        """
+        SELECT id, type, subject, data, time, sequence FROM event
+        WHERE tenant_id = $1 AND sequence > $2
+        ORDER BY sequence
+        LIMIT $3
+        """,
+        tenant_id,
+        after,
+        limit,
+    )

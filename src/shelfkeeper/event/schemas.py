@@ -39,3 +39,14 @@ class CloudEvent(BaseModel):
     sequence: int | None = Field(
         description="Per-tenant, strictly increasing; assigned when the event is relayed."
     )
+
+
+class EventPage(BaseModel):
+    """Events after a cursor, in sequence order."""
+
+    data: list[CloudEvent]
+    next_cursor: int = Field(
+        description="The `sequence` of the last event in `data`, or the `after` asked for "
+        "when `data` is empty: pass it as `after` to continue. Never null (the event log "
+        "has no end; an empty page means nothing newer has been relayed yet)."
+    )

@@ -463,7 +463,7 @@ RECORD_EVENTS = f"""
     ) AS change
     ORDER BY version, position
 )
-"""
+""" + event_service.outbox_notify_cte("$1")
 
 LEVEL_AND_MOVEMENT = (
     """
@@ -486,6 +486,9 @@ SELECT level.variant_id, level.location_id, level.on_hand, level.reserved,
        movement.on_hand_after, movement.reserved_after, movement.reason, movement.note,
        movement.reference, movement.actor, movement.created_at
 FROM level CROSS JOIN movement
+WHERE """
+    + event_service.OUTBOX_NOTIFIED
+    + """
 """
 )
 
@@ -656,7 +659,8 @@ WITH context AS (
     WHERE l.low_stock AND NOT l.was_low
     ORDER BY l.variant_id, l.location_id
 )
-SELECT * FROM status ORDER BY variant_id, location_id
+{event_service.outbox_notify_cte("$1")}
+SELECT * FROM status WHERE {event_service.OUTBOX_NOTIFIED} ORDER BY variant_id, location_id
 """
 
 
@@ -937,6 +941,9 @@ WITH {VARIANT_CONTEXT}, level AS (
     + RECORD_EVENTS
     + """
 SELECT level.on_hand, level.reserved, level.version FROM level
+WHERE """
+    + event_service.OUTBOX_NOTIFIED
+    + """
 """
 )
 

@@ -1133,3 +1133,39 @@ async def release_units(
             ),
             actor=principal.actor,
         )
+
+
+async def restock_units(
+    db: Connection,
+    principal: Principal,
+    *,
+    units: Sequence[LevelUnits],
+    reference: str,
+    note: str | None = None,
+) -> None:
+    """Put returned units back on hand (movements `add`, reason `returned`), one conditional
+    statement per level in the global lock order (a level deleted meanwhile is created
+    again). Raises Forbidden (403) first when a level is at a location the principal may
+    not change stock at, ValidationFailed (422) when a location no longer exists."""
+    tenant_id = _tenant(principal)
+    ensure_may_change_stock(principal, [unit.location_id for unit in units])
+    for unit in _by_level(units):
+        try:
+            await repository.apply(
+                db,
+                tenant_id=tenant_id,
+                change=repository.Change(
+                    variant_id=unit.variant_id,
+                    location_id=unit.location_id,
+                    operation=Operation.ADD.value,
+                    quantity=unit.quantity,
+                    reason=Reason.RETURNED.value,
+                    note=note,
+                    reference=reference,
+                    expected_version=None,
+                    allow_backorder=False,
+                ),
+                actor=principal.actor,
+            )
+        except repository.UnknownLocation as error:
+            raise _unknown_location(["body", "lines"]) from error

@@ -1,4 +1,5 @@
-"""`/api/v1/{tenantId}/orders`: placing, reading, moving and changing orders, payments.
+"""`/api/v1/{tenantId}/orders`: placing, reading, moving and changing orders, payments,
+returns, refunds and exchanges.
 
 Viewers read; clerks (and admins) place orders, move them through their lifecycle, change
 their lines and record payments.
@@ -30,18 +31,29 @@ from shelfkeeper.order.errors import (
     OrderLineNotFound,
     OrderLocked,
     OrderNotFound,
+    OrderNotShipped,
     PaymentExceedsTotal,
+    RefundExceedsPaid,
     ReservationMismatch,
+    ReturnClosed,
+    ReturnExceedsShipped,
+    ReturnNotFound,
     TotalBelowPaid,
 )
 from shelfkeeper.order.lifecycle import InvalidTransition, OrderStatus
 from shelfkeeper.order.schemas import (
+    Exchange,
+    ExchangeCreate,
     Order,
     OrderCreate,
     OrderLineCreate,
     OrderLineUpdate,
     OrderUpdate,
     PaymentCreate,
+    RefundCreate,
+    Return,
+    ReturnCreate,
+    ReturnUpdate,
 )
 
 router = APIRouter(
@@ -314,3 +326,135 @@ async def record_payment(
         db, principal, order_id=order_id, body=body, expected_version=expected_version(if_match)
     )
     return _located(response, principal.tenant_id, order)
+
+
+@router.post(
+    "/{order_id}/returns",
+    status_code=201,
+    summary="Request a return",
+    description="Only for a shipped or delivered order (else 409 `order-not-shipped`). Each "
+    "line takes back at most what was shipped of it minus what other returns (requested or "
+    "received) take back (else 409 `return-exceeds-shipped`). Status `requested`; records "
+    "`ReturnRequested`.",
+    responses=problem_responses(
+        OrderNotFound, OrderNotShipped, ReturnExceedsShipped, *WRITE_PROBLEMS
+    ),
+)
+async def create_return(
+    order_id: UUID,
+    body: ReturnCreate,
+    principal: Operator,
+    db: TenantSession,
+    response: Response,
+) -> Return:
+    returned = await service.create_return(db, principal, order_id=order_id, body=body)
+    set_etag(response, returned.version)
+    response.headers["Location"] = (
+        f"/api/v1/{principal.tenant_id}/orders/{order_id}/returns/{returned.id}"
+    )
+    return returned
+
+
+@router.get(
+    "/{order_id}/returns",
+    summary="List an order's returns",
+    responses=problem_responses(OrderNotFound),
+)
+async def list_returns(order_id: UUID, principal: Reader, db: TenantSession) -> Page[Return]:
+    returns = await service.list_returns(db, principal, order_id=order_id)
+    return Page[Return](data=returns, next_cursor=None)
+
+
+@router.get(
+    "/{order_id}/returns/{return_id}",
+    summary="Read a return",
+    responses=problem_responses(ReturnNotFound),
+)
+async def get_return(
+    order_id: UUID, return_id: UUID, principal: Reader, db: TenantSession, response: Response
+) -> Return:
+    returned = await service.get_return(db, principal, order_id=order_id, return_id=return_id)
+    set_etag(response, returned.version)
+    return returned
+
+
+@router.patch(
+    "/{order_id}/returns/{return_id}",
+    summary="Receive or reject a return",
+    description="`received`: lines with `restock` go back on hand at the line's locations "
+    "(ledger `add`, reason `returned`, reference `return:<id>`), `ReturnReceived` is "
+    "recorded. `rejected`: its units count as not returned. Only once (else 409 "
+    "`return-closed`).",
+    responses=problem_responses(
+        OrderNotFound, ReturnNotFound, VersionMismatch, ReturnClosed, *WRITE_PROBLEMS
+    ),
+)
+async def update_return(
+    order_id: UUID,
+    return_id: UUID,
+    body: ReturnUpdate,
+    principal: Operator,
+    db: TenantSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Return:
+    returned = await service.update_return(
+        db,
+        principal,
+        order_id=order_id,
+        return_id=return_id,
+        body=body,
+        expected_version=expected_version(if_match),
+    )
+    set_etag(response, returned.version)
+    return returned
+
+
+@router.post(
+    "/{order_id}/refunds",
+    status_code=201,
+    summary="Refund money",
+    description="Through the payment provider (`manual`: given back by hand). At most what "
+    "was paid minus what was refunded (else 409 `refund-exceeds-paid`, with `refundable`). "
+    "`payment_status` becomes `partially_refunded` or `refunded`; records `RefundIssued`. "
+    "Answers with the order (its `refunds`, `amount_refunded`).",
+    responses=problem_responses(OrderNotFound, VersionMismatch, RefundExceedsPaid, *WRITE_PROBLEMS),
+)
+async def refund(
+    order_id: UUID,
+    body: RefundCreate,
+    principal: Operator,
+    db: TenantSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Order:
+    order = await service.refund(
+        db, principal, order_id=order_id, body=body, expected_version=expected_version(if_match)
+    )
+    return _located(response, principal.tenant_id, order)
+
+
+@router.post(
+    "/{order_id}/exchanges",
+    status_code=201,
+    summary="Exchange units for others",
+    description="Creates a return of `return_lines` and a new pending order of `new_lines` "
+    "(same customer, currency and address; `exchange_of` names this order) whose lines are "
+    "reserved like any order's: if they cannot be, nothing is created (409 "
+    "`insufficient-stock`). `price_difference` is the new total minus the returned value.",
+    responses=problem_responses(
+        OrderNotFound,
+        OrderNotShipped,
+        ReturnExceedsShipped,
+        InsufficientStock,
+        *WRITE_PROBLEMS,
+    ),
+)
+async def exchange(
+    order_id: UUID,
+    body: ExchangeCreate,
+    principal: Operator,
+    db: TenantSession,
+    index: BlindIndex,
+) -> Exchange:
+    return await service.exchange(db, principal, order_id=order_id, body=body, blind_index=index)

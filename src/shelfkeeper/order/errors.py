@@ -3,7 +3,7 @@ lifecycle table that raises it)."""
 
 from __future__ import annotations
 
-from shelfkeeper.kit.problems import Conflict, NotFound
+from shelfkeeper.kit.problems import Conflict, NotFound, Problem
 
 
 class OrderNotFound(NotFound):
@@ -37,3 +37,37 @@ class TotalBelowPaid(Conflict):
 class ReservationMismatch(Conflict):
     slug = "reservation-mismatch"
     title = "The order's lines do not match the reservation's units"
+
+
+class ReturnNotFound(NotFound):
+    title = "Return not found"
+
+
+class OrderNotShipped(Conflict):
+    slug = "order-not-shipped"
+    title = "Only a shipped or delivered order can be returned"
+
+
+class ReturnExceedsShipped(Conflict):
+    slug = "return-exceeds-shipped"
+    title = "More units than were shipped and not yet returned"
+
+
+class ReturnClosed(Conflict):
+    slug = "return-closed"
+    title = "The return was already received or rejected"
+
+
+class RefundExceedsPaid(Conflict):
+    slug = "refund-exceeds-paid"
+    title = "The refund is more than was paid and not yet refunded"
+
+
+class ProviderNotFound(NotFound):
+    title = "No such integration provider"
+
+
+class InvalidSignature(Problem):
+    status = 401
+    slug = "invalid-signature"
+    title = "The callback's signature is missing, wrong or stale"

@@ -1,5 +1,9 @@
 """Order tables.
 
+After the sale: `order_return` and `order_return_line` (returns), `refund`, and for signed
+inbound callbacks `integration_secret` (per tenant and provider) and `callback_receipt`
+(the `webhook-id`s handled, so a replay has no second effect).
+
 `sales_order` is the order (`order` is a reserved word), `order_line` its lines and
 `order_allocation` where each line's units are reserved (or were shipped from).
 `order_status_change` is the status history and `payment` the payments recorded.
@@ -13,6 +17,7 @@ order is a record of a sale and keeps its SKU and prices even when the catalogue
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKeyConstraint,
@@ -71,6 +76,8 @@ sales_order = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("shipment", JSONB, nullable=True),
     Column("reservation_id", UUID(as_uuid=True), nullable=True),
+    Column("amount_refunded", Numeric(19, 4), nullable=False, server_default=text("0")),
+    Column("exchange_of", UUID(as_uuid=True), nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("created_by", Text, nullable=False),
     Column("updated_by", Text, nullable=False),
@@ -83,6 +90,11 @@ sales_order = Table(
     CheckConstraint(f"payment_status IN {PAYMENT_STATUSES}", name="payment_status_known"),
     CheckConstraint("total >= 0", name="total_not_negative"),
     CheckConstraint("amount_paid >= 0", name="amount_paid_not_negative"),
+    CheckConstraint(
+        "amount_refunded >= 0 AND amount_refunded <= amount_paid",
+        name="amount_refunded_within_paid",
+    ),
+    ForeignKeyConstraint(["tenant_id", "exchange_of"], ["sales_order.tenant_id", "sales_order.id"]),
     Index("ix_sales_order_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
     Index("ix_sales_order_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
     Index("ix_sales_order_tenant_id_total_id", "tenant_id", "total", "id"),
@@ -168,4 +180,99 @@ payment = Table(
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("status IN ('captured')", name="status_known"),
     Index("ix_payment_tenant_id_order_id", "tenant_id", "order_id"),
+)
+
+order_return = Table(
+    "order_return",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("exchange_order_id", UUID(as_uuid=True), nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("created_by", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    _now("created_at"),
+    _now("updated_at"),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_id"],
+        ["sales_order.tenant_id", "sales_order.id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint("status IN ('requested', 'received', 'rejected')", name="status_known"),
+    Index("ix_order_return_tenant_id_order_id", "tenant_id", "order_id"),
+)
+
+order_return_line = Table(
+    "order_return_line",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("return_id", UUID(as_uuid=True), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("line_id", UUID(as_uuid=True), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("restock", Boolean, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "return_id", "position"),
+    ForeignKeyConstraint(
+        ["tenant_id", "return_id"],
+        ["order_return.tenant_id", "order_return.id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "line_id"], ["order_line.tenant_id", "order_line.id"], ondelete="CASCADE"
+    ),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_order_return_line_tenant_id_line_id", "tenant_id", "line_id"),
+)
+
+refund = Table(
+    "refund",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    _id(),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", Numeric(19, 4), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("return_id", UUID(as_uuid=True), nullable=True),
+    Column("provider", Text, nullable=False),
+    Column("reference", Text, nullable=True),
+    Column("created_by", Text, nullable=False),
+    _now("created_at"),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "order_id"],
+        ["sales_order.tenant_id", "sales_order.id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(["tenant_id", "return_id"], ["order_return.tenant_id", "order_return.id"]),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    Index("ix_refund_tenant_id_order_id", "tenant_id", "order_id"),
+)
+
+integration_secret = Table(
+    "integration_secret",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    # Stored as is: verifying an HMAC needs the secret itself (encryption at rest: the
+    # privacy work's).
+    Column("secret", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    _now("created_at"),
+    PrimaryKeyConstraint("tenant_id", "provider"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+)
+
+callback_receipt = Table(
+    "callback_receipt",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("webhook_id", Text, nullable=False),
+    _now("received_at"),
+    PrimaryKeyConstraint("tenant_id", "provider", "webhook_id"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
 )

@@ -41,11 +41,20 @@ PAYMENTS_JSON = """
         ORDER BY p.created_at, p.id), '[]'::jsonb)
      FROM payment p WHERE p.tenant_id = o.tenant_id AND p.order_id = o.id) AS payments
 """
+REFUNDS_JSON = """
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'id', r.id, 'amount', r.amount::text, 'reason', r.reason, 'return_id', r.return_id,
+        'provider', r.provider, 'reference', r.reference, 'created_by', r.created_by,
+        'created_at', r.created_at)
+        ORDER BY r.created_at, r.id), '[]'::jsonb)
+     FROM refund r WHERE r.tenant_id = o.tenant_id AND r.order_id = o.id) AS refunds
+"""
 ORDER_COLUMNS = f"""
     o.id, o.number, o.status, o.payment_status, o.currency, o.total, o.amount_paid,
+    o.amount_refunded, o.exchange_of,
     o.customer, o.shipping_address, o.notes, o.metadata, o.shipment, o.reservation_id,
     o.version, o.created_by, o.updated_by, o.created_at, o.updated_at,
-    {LINES_JSON}, {HISTORY_JSON}, {PAYMENTS_JSON}
+    {LINES_JSON}, {HISTORY_JSON}, {PAYMENTS_JSON}, {REFUNDS_JSON}
 """
 UPDATABLE = frozenset(
     {
@@ -53,6 +62,7 @@ UPDATABLE = frozenset(
         "payment_status",
         "total",
         "amount_paid",
+        "amount_refunded",
         "notes",
         "metadata",
         "shipping_address",
@@ -72,6 +82,7 @@ class NewOrder:
     notes: str | None
     metadata: dict[str, str]
     reservation_id: UUID | None
+    exchange_of: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,9 @@ async def insert_order(db: Connection, *, tenant_id: str, order: NewOrder, actor
         """
         INSERT INTO sales_order
             (tenant_id, status, payment_status, currency, total, customer, customer_email_index,
-             shipping_address, notes, metadata, reservation_id, created_by, updated_by)
-        VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+             shipping_address, notes, metadata, reservation_id, created_by, updated_by,
+             exchange_of)
+        VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
         RETURNING id
         """,
         tenant_id,
@@ -114,6 +126,7 @@ async def insert_order(db: Connection, *, tenant_id: str, order: NewOrder, actor
         order.metadata,
         order.reservation_id,
         actor,
+        order.exchange_of,
     )
     return order_id
 
@@ -231,7 +244,8 @@ async def lock(db: Connection, *, tenant_id: str, order_id: UUID) -> Record | No
     lines or its payments takes this lock first, before any stock level)."""
     return await db.fetchrow(
         """
-        SELECT o.number, o.status, o.currency, o.total, o.amount_paid, o.version,
+        SELECT o.number, o.status, o.currency, o.total, o.amount_paid, o.amount_refunded,
+               o.version, o.created_at,
                (SELECT count(*) FROM order_line l
                 WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id) AS line_count
         FROM sales_order o
@@ -374,3 +388,258 @@ async def list_page(
         filters.customer_email_index,
         *keyset.arguments,
     )
+
+
+# --- after the sale -------------------------------------------------------------------------
+
+RETURN_COLUMNS = """
+    r.id, r.order_id, r.status, r.exchange_order_id, r.version, r.created_by, r.updated_by,
+    r.created_at, r.updated_at, o.currency,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'line_id', rl.line_id, 'variant_id', l.variant_id, 'sku', l.sku,
+        'quantity', rl.quantity, 'unit_price', l.unit_price::text, 'reason', rl.reason,
+        'restock', rl.restock) ORDER BY rl.position), '[]'::jsonb)
+     FROM order_return_line rl
+     JOIN order_line l ON l.tenant_id = rl.tenant_id AND l.id = rl.line_id
+     WHERE rl.tenant_id = r.tenant_id AND rl.return_id = r.id) AS lines
+"""
+
+
+@dataclass(frozen=True)
+class NewReturnLine:
+    line_id: UUID
+    quantity: int
+    reason: str | None
+    restock: bool
+
+
+async def order_lines(db: Connection, *, tenant_id: str, order_id: UUID) -> list[Record]:
+    """The order's lines with their allocations (by position) and the units of each that
+    are in returns not rejected (`returned`) and in received returns (`received`)."""
+    return await db.fetch(
+        """
+        SELECT l.id, l.variant_id, l.sku, l.quantity, l.unit_price, l.location_id,
+               (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'location_id', a.location_id, 'quantity', a.quantity) ORDER BY a.position),
+                    '[]'::jsonb)
+                FROM order_allocation a
+                WHERE a.tenant_id = l.tenant_id AND a.line_id = l.id) AS allocations,
+               (SELECT coalesce(sum(rl.quantity), 0) FROM order_return_line rl
+                JOIN order_return r ON r.tenant_id = rl.tenant_id AND r.id = rl.return_id
+                WHERE rl.tenant_id = l.tenant_id AND rl.line_id = l.id
+                  AND r.status <> 'rejected')::bigint AS returned,
+               (SELECT coalesce(sum(rl.quantity), 0) FROM order_return_line rl
+                JOIN order_return r ON r.tenant_id = rl.tenant_id AND r.id = rl.return_id
+                WHERE rl.tenant_id = l.tenant_id AND rl.line_id = l.id
+                  AND r.status = 'received')::bigint AS received
+        FROM order_line l
+        WHERE l.tenant_id = $1 AND l.order_id = $2
+        ORDER BY l.position
+        """,
+        tenant_id,
+        order_id,
+    )
+
+
+async def insert_return(
+    db: Connection,
+    *,
+    tenant_id: str,
+    order_id: UUID,
+    lines: Sequence[NewReturnLine],
+    actor: str,
+) -> UUID:
+    """Insert a `requested` return with its lines (in one statement)."""
+    return_id: UUID = await db.fetchval(
+        """
+        WITH new_return AS (
+            INSERT INTO order_return (tenant_id, order_id, status, created_by, updated_by)
+            VALUES ($1, $2, 'requested', $3, $3)
+            RETURNING id
+        ), new_lines AS (
+            INSERT INTO order_return_line
+                (tenant_id, return_id, position, line_id, quantity, reason, restock)
+            SELECT $1, new_return.id, line.ordinality, line.line_id, line.quantity,
+                   line.reason, line.restock
+            FROM new_return,
+                 unnest($4::uuid[], $5::bigint[], $6::text[], $7::boolean[])
+                 WITH ORDINALITY AS line(line_id, quantity, reason, restock, ordinality)
+        )
+        SELECT id FROM new_return
+        """,
+        tenant_id,
+        order_id,
+        actor,
+        [line.line_id for line in lines],
+        [line.quantity for line in lines],
+        [line.reason for line in lines],
+        [line.restock for line in lines],
+    )
+    return return_id
+
+
+async def get_return(
+    db: Connection, *, tenant_id: str, order_id: UUID, return_id: UUID
+) -> Record | None:
+    return await db.fetchrow(
+        f"""
+        SELECT {RETURN_COLUMNS}
+        FROM order_return r
+        JOIN sales_order o ON o.tenant_id = r.tenant_id AND o.id = r.order_id
+        WHERE r.tenant_id = $1 AND r.order_id = $2 AND r.id = $3
+        """,
+        tenant_id,
+        order_id,
+        return_id,
+    )
+
+
+async def list_returns(db: Connection, *, tenant_id: str, order_id: UUID) -> list[Record]:
+    return await db.fetch(
+        f"""
+        SELECT {RETURN_COLUMNS}
+        FROM order_return r
+        JOIN sales_order o ON o.tenant_id = r.tenant_id AND o.id = r.order_id
+        WHERE r.tenant_id = $1 AND r.order_id = $2
+        ORDER BY r.created_at, r.id
+        """,
+        tenant_id,
+        order_id,
+    )
+
+
+async def lock_return(
+    db: Connection, *, tenant_id: str, order_id: UUID, return_id: UUID
+) -> Record | None:
+    """The return's status and version, locked (after its order's row)."""
+    return await db.fetchrow(
+        """
+        SELECT status, version FROM order_return
+        WHERE tenant_id = $1 AND order_id = $2 AND id = $3
+        FOR NO KEY UPDATE
+        """,
+        tenant_id,
+        order_id,
+        return_id,
+    )
+
+
+async def update_return(
+    db: Connection,
+    *,
+    tenant_id: str,
+    return_id: UUID,
+    actor: str,
+    status: str | None = None,
+    exchange_order_id: UUID | None = None,
+) -> None:
+    await db.execute(
+        """
+        UPDATE order_return
+        SET status = coalesce($4, status),
+            exchange_order_id = coalesce($5, exchange_order_id),
+            version = version + 1, updated_by = $3, updated_at = now()
+        WHERE tenant_id = $1 AND id = $2
+        """,
+        tenant_id,
+        return_id,
+        actor,
+        status,
+        exchange_order_id,
+    )
+
+
+async def insert_refund(
+    db: Connection,
+    *,
+    tenant_id: str,
+    order_id: UUID,
+    amount: Decimal,
+    reason: str | None,
+    return_id: UUID | None,
+    provider: str,
+    reference: str | None,
+    actor: str,
+) -> UUID:
+    refund_id: UUID = await db.fetchval(
+        """
+        INSERT INTO refund
+            (tenant_id, order_id, amount, reason, return_id, provider, reference, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING id
+        """,
+        tenant_id,
+        order_id,
+        amount,
+        reason,
+        return_id,
+        provider,
+        reference,
+        actor,
+    )
+    return refund_id
+
+
+async def put_secret(
+    db: Connection, *, tenant_id: str, provider: str, secret: str, actor: str
+) -> Record:
+    """Create or replace the tenant's callback secret for `provider`."""
+    row = await db.fetchrow(
+        """
+        INSERT INTO integration_secret (tenant_id, provider, secret, created_by)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (tenant_id, provider)
+        DO UPDATE SET secret = excluded.secret, created_by = excluded.created_by,
+                      created_at = now()
+        RETURNING provider, created_at
+        """,
+        tenant_id,
+        provider,
+        secret,
+        actor,
+    )
+    assert row is not None
+    return row
+
+
+async def get_secret(db: Connection, *, tenant_id: str, provider: str) -> str | None:
+    secret: str | None = await db.fetchval(
+        "SELECT secret FROM integration_secret WHERE tenant_id = $1 AND provider = $2",
+        tenant_id,
+        provider,
+    )
+    return secret
+
+
+async def claim_callback(db: Connection, *, tenant_id: str, provider: str, webhook_id: str) -> bool:
+    """Record the callback's `webhook-id`; False when it was handled before (a replay). A
+    concurrent duplicate waits for the first to commit or roll back."""
+    claimed: str | None = await db.fetchval(
+        """
+        INSERT INTO callback_receipt (tenant_id, provider, webhook_id) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING
+        RETURNING webhook_id
+        """,
+        tenant_id,
+        provider,
+        webhook_id,
+    )
+    return claimed is not None
+
+
+async def unpaid_due(
+    db: Connection, *, tenant_id: str, placed_before: datetime, limit: int
+) -> list[UUID]:
+    """Pending orders with nothing paid, placed before `placed_before` (oldest first)."""
+    rows = await db.fetch(
+        """
+        SELECT id FROM sales_order
+        WHERE tenant_id = $1 AND status = 'pending' AND amount_paid = 0 AND created_at < $2
+        ORDER BY created_at, id
+        LIMIT $3
+        """,
+        tenant_id,
+        placed_before,
+        limit,
+    )
+    return [row["id"] for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -279,6 +279,17 @@ class Payment(BaseModel):
     created_at: datetime
 
 
+class Refund(BaseModel):
+    id: UUID
+    amount: MoneyText
+    reason: str | None
+    return_id: UUID | None
+    provider: str
+    reference: str | None
+    created_by: str
+    created_at: datetime
+
+
 class Order(BaseModel):
     id: UUID
     number: int = Field(description="Per tenant: 1, 2, 3, ... in the order orders committed.")
@@ -296,8 +307,126 @@ class Order(BaseModel):
     notes: str | None
     metadata: dict[str, str]
     reservation_id: UUID | None
+    amount_refunded: MoneyText
+    refunds: list[Refund]
+    exchange_of: UUID | None = Field(
+        description="The order this one replaces in an exchange (also `metadata.exchange_of`)."
+    )
     version: int
     created_by: str
     updated_by: str
     created_at: datetime
     updated_at: datetime
+
+
+# --- after the sale: returns, refunds, exchanges, callbacks --------------------------------
+
+
+class ReturnStatus(StrEnum):
+    REQUESTED = "requested"
+    RECEIVED = "received"
+    REJECTED = "rejected"
+
+
+class ReturnLineCreate(RequestModel):
+    line_id: UUID = Field(description="The order line whose units come back.")
+    quantity: Quantity
+    reason: str | None = Field(default=None, max_length=500, examples=["too small"])
+    restock: bool = Field(
+        description="Put the units back on hand (at the line's allocation locations) when "
+        "the return is received; false for damaged goods."
+    )
+
+
+class ReturnCreate(RequestModel):
+    lines: list[ReturnLineCreate] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class ReturnUpdate(RequestModel):
+    status: Literal[ReturnStatus.RECEIVED, ReturnStatus.REJECTED] = Field(
+        description="`received` (restock lines go back on hand) or `rejected`."
+    )
+
+
+class ReturnLine(BaseModel):
+    line_id: UUID
+    variant_id: UUID
+    sku: str
+    quantity: int
+    unit_price: MoneyText
+    reason: str | None
+    restock: bool
+
+
+class Return(BaseModel):
+    id: UUID
+    order_id: UUID
+    status: ReturnStatus
+    lines: list[ReturnLine]
+    value: MoneyText = Field(description="The returned units at the prices they were sold for.")
+    exchange_order_id: UUID | None = Field(
+        description="The order an exchange placed in place of these units, if any."
+    )
+    version: int
+    created_by: str
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class RefundCreate(RequestModel):
+    amount: Amount
+    reason: str | None = Field(default=None, max_length=500)
+    return_id: UUID | None = Field(default=None, description="A return of this order.")
+    provider: str = Field(
+        default="manual",
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="The payment provider that gives the money back (`manual`: by hand).",
+    )
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class ExchangeCreate(RequestModel):
+    return_lines: list[ReturnLineCreate] = Field(min_length=1, max_length=MAX_LINES)
+    new_lines: list[OrderLineCreate] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class Exchange(BaseModel):
+    return_: Return = Field(alias="return", serialization_alias="return")
+    order: Order = Field(description="The new order (pending, its lines reserved).")
+    price_difference: MoneyText = Field(
+        description="The new order's total minus the returned units' value: positive, the "
+        "customer owes it; negative, it is theirs to refund."
+    )
+
+    model_config = {"populate_by_name": True}
+
+
+class CallbackSecret(BaseModel):
+    provider: str
+    secret: str = Field(
+        description="`whsec_` + base64 key, shown once. Sign callbacks with the key (the "
+        "base64-decoded part) per Standard Webhooks."
+    )
+    created_at: datetime
+
+
+class PaymentCaptured(BaseModel):
+    type: Literal["payment.captured"]
+    order_id: UUID
+    amount: Amount
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class ShipmentDelivered(BaseModel):
+    type: Literal["shipment.delivered"]
+    order_id: UUID
+
+
+CallbackPayload = Annotated[PaymentCaptured | ShipmentDelivered, Field(discriminator="type")]
+
+
+class CallbackResult(BaseModel):
+    webhook_id: str
+    outcome: Literal["processed", "duplicate"]
+    order_id: UUID | None = None

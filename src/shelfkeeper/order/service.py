@@ -11,12 +11,15 @@ last statement. Each change records its event in the same transaction (the outbo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
@@ -30,21 +33,33 @@ from shelfkeeper.kit import money
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
-from shelfkeeper.order import lifecycle, providers, repository
+from shelfkeeper.order import lifecycle, providers, repository, signature
 from shelfkeeper.order.blind_index import BlindIndex
 from shelfkeeper.order.errors import (
+    InvalidSignature,
     OrderEmpty,
     OrderLineNotFound,
     OrderLocked,
     OrderNotFound,
+    OrderNotShipped,
     PaymentExceedsTotal,
+    ProviderNotFound,
+    RefundExceedsPaid,
     ReservationMismatch,
+    ReturnClosed,
+    ReturnExceedsShipped,
+    ReturnNotFound,
     TotalBelowPaid,
 )
 from shelfkeeper.order.lifecycle import OrderStatus, StockEffect
 from shelfkeeper.order.schemas import (
     Allocation,
+    CallbackPayload,
+    CallbackResult,
+    CallbackSecret,
     Customer,
+    Exchange,
+    ExchangeCreate,
     Order,
     OrderCreate,
     OrderLine,
@@ -52,9 +67,19 @@ from shelfkeeper.order.schemas import (
     OrderLineUpdate,
     OrderUpdate,
     Payment,
+    PaymentCaptured,
     PaymentCreate,
     PaymentStatus,
+    Refund,
+    RefundCreate,
+    Return,
+    ReturnCreate,
+    ReturnLine,
+    ReturnLineCreate,
+    ReturnStatus,
+    ReturnUpdate,
     Shipment,
+    ShipmentDelivered,
     ShippingAddress,
     StatusChange,
 )
@@ -94,8 +119,11 @@ def _invalid(location: Location, message: str, kind: str = "value_error") -> dic
     return {"loc": location, "msg": message, "type": kind}
 
 
-def payment_status(total: Decimal, paid: Decimal) -> PaymentStatus:
-    """`paid` once nothing is owed (an order whose total is 0 owes nothing)."""
+def payment_status(total: Decimal, paid: Decimal, refunded: Decimal = Decimal(0)) -> PaymentStatus:
+    """`paid` once nothing is owed (an order whose total is 0 owes nothing); once anything
+    was refunded, `refunded` when all that was paid went back, else `partially_refunded`."""
+    if refunded > 0:
+        return PaymentStatus.REFUNDED if refunded >= paid else PaymentStatus.PARTIALLY_REFUNDED
     if paid >= total:
         return PaymentStatus.PAID
     if paid > 0:
@@ -177,6 +205,21 @@ def _order(row: Record, *, number: int | None = None) -> Order:
         notes=row["notes"],
         metadata=row["metadata"],
         reservation_id=row["reservation_id"],
+        amount_refunded=amount(row["amount_refunded"]),
+        refunds=[
+            Refund(
+                id=refund["id"],
+                amount=amount(refund["amount"]),
+                reason=refund["reason"],
+                return_id=refund["return_id"],
+                provider=refund["provider"],
+                reference=refund["reference"],
+                created_by=refund["created_by"],
+                created_at=_utc(refund["created_at"]),
+            )
+            for refund in row["refunds"]
+        ],
+        exchange_of=row["exchange_of"],
         version=row["version"],
         created_by=row["created_by"],
         updated_by=row["updated_by"],
@@ -501,6 +544,7 @@ async def create(
     body: OrderCreate,
     blind_index: BlindIndex,
     now: datetime | None = None,
+    exchange_of: UUID | None = None,
 ) -> Order:
     """Place an order: every line's stock reserved (or a hold's taken over), or nothing.
 
@@ -534,6 +578,7 @@ async def create(
             notes=body.notes,
             metadata=body.metadata,
             reservation_id=body.reservation_id,
+            exchange_of=exchange_of,
         ),
         actor=principal.actor,
     )
@@ -630,7 +675,9 @@ async def _changed(
     return order
 
 
-def _money_changes(total: Decimal, paid: Decimal, currency: str) -> dict[str, Any]:
+def _money_changes(
+    total: Decimal, paid: Decimal, currency: str, refunded: Decimal = Decimal(0)
+) -> dict[str, Any]:
     """The order's new total and payment status. Raises TotalBelowPaid (409) when more was
     paid than the new total (refunds come first)."""
     if total < paid:
@@ -639,7 +686,7 @@ def _money_changes(total: Decimal, paid: Decimal, currency: str) -> dict[str, An
             f"{paid_text} {currency} has been paid; the total may not fall below that.",
             amount_paid=paid_text,
         )
-    return {"total": total, "payment_status": payment_status(total, paid).value}
+    return {"total": total, "payment_status": payment_status(total, paid, refunded).value}
 
 
 async def update(
@@ -755,7 +802,9 @@ async def add_line(
     )
     total = current["total"] + lines[0].total
     _check_total(total, ["body", "quantity"])
-    changes = _money_changes(total, current["amount_paid"], current["currency"])
+    changes = _money_changes(
+        total, current["amount_paid"], current["currency"], current["amount_refunded"]
+    )
     plan = await _reserve(
         db,
         principal,
@@ -808,6 +857,7 @@ async def remove_line(
         current["total"] - line["unit_price"] * line["quantity"],
         current["amount_paid"],
         current["currency"],
+        current["amount_refunded"],
     )
     await inventory_service.release_units(
         db,
@@ -857,7 +907,9 @@ async def update_line(
         return await get(db, principal, order_id=order_id)
     total = current["total"] - line["unit_price"] * line["quantity"] + unit_price * quantity
     _check_total(total, ["body"])
-    changes = _money_changes(total, current["amount_paid"], current["currency"])
+    changes = _money_changes(
+        total, current["amount_paid"], current["currency"], current["amount_refunded"]
+    )
     allocations = {
         UUID(piece["location_id"]): (piece["position"], piece["quantity"])
         for piece in line["allocations"]
@@ -1048,6 +1100,498 @@ async def record_payment(
         db,
         principal,
         order_id=order_id,
-        changes={"amount_paid": paid, "payment_status": payment_status(total, paid).value},
+        changes={
+            "amount_paid": paid,
+            "payment_status": payment_status(total, paid, current["amount_refunded"]).value,
+        },
         event=EventType.ORDER_UPDATED,
     )
+
+
+# --- returns -----------------------------------------------------------------------------
+
+RETURNABLE = frozenset({OrderStatus.SHIPPED, OrderStatus.DELIVERED})
+
+
+def return_reference(return_id: UUID) -> str:
+    """The `reference` of the stock movements a received return causes."""
+    return f"return:{return_id}"
+
+
+def _return(row: Record) -> Return:
+    currency: str = row["currency"]
+    lines = [
+        ReturnLine(
+            line_id=line["line_id"],
+            variant_id=line["variant_id"],
+            sku=line["sku"],
+            quantity=line["quantity"],
+            unit_price=money.in_currency(Decimal(line["unit_price"]), currency),
+            reason=line["reason"],
+            restock=line["restock"],
+        )
+        for line in row["lines"]
+    ]
+    value = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
+    return Return(
+        id=row["id"],
+        order_id=row["order_id"],
+        status=ReturnStatus(row["status"]),
+        lines=lines,
+        value=money.in_currency(value, currency),
+        exchange_order_id=row["exchange_order_id"],
+        version=row["version"],
+        created_by=row["created_by"],
+        updated_by=row["updated_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get_return(
+    db: Connection, principal: Principal, *, order_id: UUID, return_id: UUID
+) -> Return:
+    """Raises ReturnNotFound (404), also for another order's or tenant's return."""
+    row = await repository.get_return(
+        db, tenant_id=_tenant(principal), order_id=order_id, return_id=return_id
+    )
+    if row is None:
+        raise ReturnNotFound()
+    return _return(row)
+
+
+async def list_returns(db: Connection, principal: Principal, *, order_id: UUID) -> list[Return]:
+    """The order's returns, oldest first. Raises OrderNotFound (404)."""
+    await get(db, principal, order_id=order_id)
+    rows = await repository.list_returns(db, tenant_id=_tenant(principal), order_id=order_id)
+    return [_return(row) for row in rows]
+
+
+async def _record_return(
+    db: Connection, *, tenant_id: str, type: EventType, returned: Return
+) -> None:
+    await event_service.record(
+        db,
+        tenant_id=tenant_id,
+        type=type,
+        subject=f"orders/{returned.order_id}/returns/{returned.id}",
+        data=returned.model_dump(mode="json"),
+    )
+
+
+async def _request_return(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    lines: Sequence[ReturnLineCreate],
+    field: str,
+) -> tuple[Record, UUID]:
+    """Lock the order and insert a `requested` return; returns the order's locked row and
+    the return's id. Raises OrderNotFound (404), OrderNotShipped (409), ValidationFailed
+    (422: a line of another order), ReturnExceedsShipped (409)."""
+    tenant_id = _tenant(principal)
+    # The order's row first: concurrent returns of one order queue here, so each one sees
+    # every return committed before it (no oversubscribed line).
+    current = await _lock(db, principal, order_id=order_id, expected_version=None)
+    status = OrderStatus(current["status"])
+    if status not in RETURNABLE:
+        raise OrderNotShipped(
+            f"The order is {status}; only a shipped or delivered order can be returned.",
+            order_status=status.value,
+        )
+    order_lines = {
+        row["id"]: row
+        for row in await repository.order_lines(db, tenant_id=tenant_id, order_id=order_id)
+    }
+    unknown = [
+        _invalid(["body", field, index, "line_id"], "No such line on this order.")
+        for index, line in enumerate(lines)
+        if line.line_id not in order_lines
+    ]
+    if unknown:
+        raise ValidationFailed(unknown)
+    asked: dict[UUID, int] = {}
+    for line in lines:
+        asked[line.line_id] = asked.get(line.line_id, 0) + line.quantity
+    over = [
+        {
+            "line_id": str(line_id),
+            "sku": order_lines[line_id]["sku"],
+            "requested": quantity,
+            "returnable": order_lines[line_id]["quantity"] - order_lines[line_id]["returned"],
+        }
+        for line_id, quantity in asked.items()
+        if quantity > order_lines[line_id]["quantity"] - order_lines[line_id]["returned"]
+    ]
+    if over:
+        raise ReturnExceedsShipped(
+            f"{len(over)} line(s) ask to return more than was shipped and not yet returned.",
+            lines=over,
+        )
+    return_id = await repository.insert_return(
+        db,
+        tenant_id=tenant_id,
+        order_id=order_id,
+        lines=[
+            repository.NewReturnLine(line.line_id, line.quantity, line.reason, line.restock)
+            for line in lines
+        ],
+        actor=principal.actor,
+    )
+    return current, return_id
+
+
+async def create_return(
+    db: Connection, principal: Principal, *, order_id: UUID, body: ReturnCreate
+) -> Return:
+    """Request a return of shipped units (status `requested`; records `ReturnRequested`).
+
+    A line may take back at most what was shipped of it minus what other returns (requested
+    or received, not rejected) take back. Raises OrderNotFound (404), OrderNotShipped
+    (409), ReturnExceedsShipped (409, listing the lines with what is `returnable`),
+    ValidationFailed (422: a line of another order).
+    """
+    _, return_id = await _request_return(
+        db, principal, order_id=order_id, lines=body.lines, field="lines"
+    )
+    returned = await get_return(db, principal, order_id=order_id, return_id=return_id)
+    await _record_return(
+        db, tenant_id=_tenant(principal), type=EventType.RETURN_REQUESTED, returned=returned
+    )
+    return returned
+
+
+def _restock_units(
+    order_lines: dict[UUID, Record], returned: Return
+) -> list[inventory_service.LevelUnits]:
+    """Where the returned units of restocked lines go back: the line's allocations in their
+    order, after the units earlier received returns already took back from them."""
+    units: list[inventory_service.LevelUnits] = []
+    taken: dict[UUID, int] = {line_id: row["received"] for line_id, row in order_lines.items()}
+    for line in returned.lines:
+        row = order_lines[line.line_id]
+        skip = taken[line.line_id]
+        taken[line.line_id] += line.quantity
+        if not line.restock:
+            continue
+        left = line.quantity
+        pieces = [(UUID(piece["location_id"]), piece["quantity"]) for piece in row["allocations"]]
+        for location_id, quantity in pieces:
+            usable = max(0, quantity - skip)
+            skip = max(0, skip - quantity)
+            portion = min(usable, left)
+            if portion:
+                units.append(inventory_service.LevelUnits(line.variant_id, location_id, portion))
+                left -= portion
+        if left and pieces:  # more returned than allocated (cannot happen): the first place
+            units.append(inventory_service.LevelUnits(line.variant_id, pieces[0][0], left))
+    return units
+
+
+async def update_return(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    return_id: UUID,
+    body: ReturnUpdate,
+    expected_version: int | None = None,
+) -> Return:
+    """Receive or reject a requested return. On `received`, restocked lines' units go back
+    on hand at the line's locations (movements `add`, reason `returned`, reference
+    `return:<id>`) and `ReturnReceived` is recorded.
+
+    Raises OrderNotFound or ReturnNotFound (404), VersionMismatch (412), ReturnClosed (409)
+    when it was received or rejected already.
+    """
+    tenant_id = _tenant(principal)
+    await _lock(db, principal, order_id=order_id, expected_version=None)
+    locked = await repository.lock_return(
+        db, tenant_id=tenant_id, order_id=order_id, return_id=return_id
+    )
+    if locked is None:
+        raise ReturnNotFound()
+    if expected_version is not None and locked["version"] != expected_version:
+        raise VersionMismatch("The return has changed since you read it.")
+    if locked["status"] != ReturnStatus.REQUESTED:
+        raise ReturnClosed(
+            f"The return is {locked['status']} already.", return_status=locked["status"]
+        )
+    if body.status == ReturnStatus.RECEIVED:
+        returned = await get_return(db, principal, order_id=order_id, return_id=return_id)
+        order_lines = {
+            row["id"]: row
+            for row in await repository.order_lines(db, tenant_id=tenant_id, order_id=order_id)
+        }
+        units = _restock_units(order_lines, returned)
+        if units:
+            await inventory_service.restock_units(
+                db,
+                principal,
+                units=units,
+                reference=return_reference(return_id),
+                note=f"return of order {order_id}",
+            )
+    await repository.update_return(
+        db, tenant_id=tenant_id, return_id=return_id, actor=principal.actor, status=body.status
+    )
+    returned = await get_return(db, principal, order_id=order_id, return_id=return_id)
+    if body.status == ReturnStatus.RECEIVED:
+        await _record_return(
+            db, tenant_id=tenant_id, type=EventType.RETURN_RECEIVED, returned=returned
+        )
+    return returned
+
+
+# --- refunds -----------------------------------------------------------------------------
+
+
+async def refund(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    body: RefundCreate,
+    expected_version: int | None = None,
+) -> Order:
+    """Give money back through the payment provider (`manual`: by hand); `payment_status`
+    becomes `partially_refunded` or, once everything paid went back, `refunded`. Records
+    `RefundIssued` (its data: the order, with its `refunds`).
+
+    Raises ValidationFailed (422: an unknown provider, an amount with more decimals than the
+    currency has, a `return_id` that is not one of the order's returns), OrderNotFound
+    (404), VersionMismatch (412), RefundExceedsPaid (409, with `refundable`).
+    """
+    tenant_id = _tenant(principal)
+    provider = providers.payment_provider(body.provider)
+    if provider is None:
+        raise ValidationFailed(
+            [
+                _invalid(
+                    ["body", "provider"],
+                    "Unknown payment provider; use one of: "
+                    + ", ".join(sorted(providers.PAYMENT_PROVIDERS))
+                    + ".",
+                )
+            ]
+        )
+    current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
+    currency: str = current["currency"]
+    if not money.fits(body.amount, currency):
+        raise ValidationFailed([_invalid(["body", "amount"], _decimals(currency))])
+    if body.return_id is not None and (
+        await repository.get_return(
+            db, tenant_id=tenant_id, order_id=order_id, return_id=body.return_id
+        )
+        is None
+    ):
+        raise ValidationFailed([_invalid(["body", "return_id"], "No such return of this order.")])
+    paid: Decimal = current["amount_paid"]
+    refunded: Decimal = current["amount_refunded"]
+    refundable = paid - refunded
+    if body.amount > refundable:
+        raise RefundExceedsPaid(
+            f"{money.text(refundable, currency)} {currency} was paid and not refunded; "
+            f"a refund of {money.text(body.amount, currency)} is more than that.",
+            refundable=money.text(refundable, currency),
+        )
+    result = await provider.refund(amount=body.amount, currency=currency, reference=body.reference)
+    await repository.insert_refund(
+        db,
+        tenant_id=tenant_id,
+        order_id=order_id,
+        amount=body.amount,
+        reason=body.reason,
+        return_id=body.return_id,
+        provider=provider.name,
+        reference=result.reference,
+        actor=principal.actor,
+    )
+    refunded += body.amount
+    return await _changed(
+        db,
+        principal,
+        order_id=order_id,
+        changes={
+            "amount_refunded": refunded,
+            "payment_status": payment_status(current["total"], paid, refunded).value,
+        },
+        event=EventType.REFUND_ISSUED,
+    )
+
+
+# --- exchanges ---------------------------------------------------------------------------
+
+
+async def exchange(
+    db: Connection,
+    principal: Principal,
+    *,
+    order_id: UUID,
+    body: ExchangeCreate,
+    blind_index: BlindIndex,
+    now: datetime | None = None,
+) -> Exchange:
+    """Return units of a shipped order and place a new, linked order in their place: same
+    customer, currency and address, `exchange_of` (and `metadata.exchange_of`) naming the
+    original. The new lines are reserved like any order's, all or nothing: if they cannot
+    be, nothing is created (the whole transaction rolls back).
+
+    Raises what `create_return` and `create` raise (404, 409 `order-not-shipped`,
+    `return-exceeds-shipped`, `insufficient-stock`, 422).
+    """
+    tenant_id = _tenant(principal)
+    _, return_id = await _request_return(
+        db, principal, order_id=order_id, lines=body.return_lines, field="return_lines"
+    )
+    original = await get(db, principal, order_id=order_id)
+    new_order = await create(
+        db,
+        principal,
+        body=OrderCreate(
+            customer=original.customer,
+            shipping_address=original.shipping_address,
+            currency=original.currency,
+            lines=body.new_lines,
+            metadata={"exchange_of": str(order_id)},
+        ),
+        blind_index=blind_index,
+        now=now,
+        exchange_of=order_id,
+    )
+    await repository.update_return(
+        db,
+        tenant_id=tenant_id,
+        return_id=return_id,
+        actor=principal.actor,
+        exchange_order_id=new_order.id,
+    )
+    returned = await get_return(db, principal, order_id=order_id, return_id=return_id)
+    await _record_return(
+        db, tenant_id=tenant_id, type=EventType.RETURN_REQUESTED, returned=returned
+    )
+    return Exchange(
+        return_=returned,
+        order=new_order,
+        price_difference=money.in_currency(new_order.total - returned.value, original.currency),
+    )
+
+
+# --- integration callbacks ---------------------------------------------------------------
+
+
+def known_provider(name: str) -> bool:
+    """Whether a payment or shipping provider of that name is registered."""
+    return name in providers.PAYMENT_PROVIDERS or name in providers.SHIPPING_PROVIDERS
+
+
+async def rotate_secret(db: Connection, principal: Principal, *, provider: str) -> CallbackSecret:
+    """Create (or replace) the tenant's callback secret for `provider`; it is shown only in
+    this answer. Raises ProviderNotFound (404)."""
+    if not known_provider(provider):
+        raise ProviderNotFound(f"No provider `{provider}`.")
+    secret = signature.new_secret()
+    row = await repository.put_secret(
+        db, tenant_id=_tenant(principal), provider=provider, secret=secret, actor=principal.actor
+    )
+    return CallbackSecret(provider=row["provider"], secret=secret, created_at=row["created_at"])
+
+
+CALLBACK_PAYLOAD: TypeAdapter[PaymentCaptured | ShipmentDelivered] = TypeAdapter(CallbackPayload)
+
+
+async def handle_callback(
+    db: Connection,
+    *,
+    tenant_id: str,
+    provider: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime | None = None,
+) -> CallbackResult:
+    """Handle a signed callback from `provider`, in the tenant's transaction (`db` bound to
+    it) and as `system`: `payment.captured` records a payment, `shipment.delivered` moves a
+    shipped order to delivered. A `webhook-id` handled before changes nothing (`duplicate`).
+
+    Raises ProviderNotFound (404), InvalidSignature (401: no secret set, a bad, missing or
+    stale signature), ValidationFailed (422: an unreadable payload), and what the change
+    raises (OrderNotFound 404, PaymentExceedsTotal or InvalidTransition 409).
+    """
+    if not known_provider(provider):
+        raise ProviderNotFound(f"No provider `{provider}`.")
+    secret = await repository.get_secret(db, tenant_id=tenant_id, provider=provider)
+    if secret is None:
+        raise InvalidSignature("No callback secret is set for this provider.")
+    webhook_id = signature.verify(secret, headers=headers, body=body, now=now or datetime.now(UTC))
+    if not await repository.claim_callback(
+        db, tenant_id=tenant_id, provider=provider, webhook_id=webhook_id
+    ):
+        return CallbackResult(webhook_id=webhook_id, outcome="duplicate")
+    try:
+        payload = CALLBACK_PAYLOAD.validate_json(body)
+    except PydanticValidationError as error:
+        raise ValidationFailed(
+            [
+                _invalid(["body", *issue["loc"]], issue["msg"], issue["type"])
+                for issue in error.errors(include_url=False)
+            ]
+        ) from error
+    system = Principal.system(tenant_id)
+    if isinstance(payload, PaymentCaptured):
+        if providers.payment_provider(provider) is None:
+            raise ValidationFailed(
+                [_invalid(["body", "type"], f"`{provider}` is not a payment provider.")]
+            )
+        await record_payment(
+            db,
+            system,
+            order_id=payload.order_id,
+            body=PaymentCreate(
+                amount=payload.amount, provider=provider, reference=payload.reference
+            ),
+        )
+    else:
+        await update(
+            db,
+            system,
+            order_id=payload.order_id,
+            body=OrderUpdate(status=OrderStatus.DELIVERED),
+            expected_version=None,
+            now=now,
+        )
+    return CallbackResult(webhook_id=webhook_id, outcome="processed", order_id=payload.order_id)
+
+
+# --- expiry of unpaid orders -------------------------------------------------------------
+
+
+async def expire_unpaid(
+    db: Connection, *, tenant_id: str, minutes: int, now: datetime, limit: int
+) -> int:
+    """Cancel (as `system`) up to `limit` pending orders with nothing paid that were placed
+    more than `minutes` ago, releasing their stock; returns how many. Each order is locked
+    and checked again first, so one paid or moved meanwhile is left alone."""
+    system = Principal.system(tenant_id)
+    cutoff = now - timedelta(minutes=minutes)
+    canceled = 0
+    for order_id in await repository.unpaid_due(
+        db, tenant_id=tenant_id, placed_before=cutoff, limit=limit
+    ):
+        current = await _lock(db, system, order_id=order_id, expected_version=None)
+        if (
+            current["status"] != OrderStatus.PENDING
+            or current["amount_paid"] > 0
+            or current["created_at"] >= cutoff
+        ):
+            continue
+        await update(
+            db,
+            system,
+            order_id=order_id,
+            body=OrderUpdate(status=OrderStatus.CANCELED),
+            expected_version=None,
+            now=now,
+        )
+        canceled += 1
+    return canceled

@@ -31,6 +31,14 @@ class TenantSettings(RequestModel):
         le=1_000_000_000,
         description="Default low-stock threshold for levels and items that set none.",
     )
+    unpaid_order_expiry_minutes: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=525_600,
+        description="Cancel a pending order with nothing paid this many minutes after it was "
+        "placed (its stock released, actor `system`); unset: never.",
+    )
 
 
 RESERVED_TENANT_IDS = frozenset({"tenants", "openapi", "docs", "admin", "platform"})
