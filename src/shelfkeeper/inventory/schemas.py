@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -10,7 +9,6 @@ from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     Field,
@@ -18,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from shelfkeeper.kit.schemas import PatchModel, RequestModel, refuse_nul
+from shelfkeeper.kit.schemas import Moment, PatchModel, RequestModel, refuse_nul
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 MAX_QUANTITY = 1_000_000_000
@@ -305,19 +303,8 @@ class ItemStock(BaseModel):
     )
 
 
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
-
-def _rfc3339(value: Any) -> Any:
-    """Only an RFC 3339 date-time: pydantic alone would also take a number of seconds."""
-    if not isinstance(value, str) or not RFC3339.match(value):
-        raise ValueError("give an RFC 3339 date-time with a time zone")
-    return value
-
-
 AsOf = Annotated[
-    AwareDatetime,
-    BeforeValidator(_rfc3339),
+    Moment,
     Field(
         description="RFC 3339 with a time zone; not in the future.",
         examples=["2026-12-01T09:00:00Z"],

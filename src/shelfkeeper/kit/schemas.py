@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+import re
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    field_validator,
+    model_validator,
+)
 
 NUL = "\x00"
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time: pydantic alone would also take a number of seconds."""
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("give an RFC 3339 date-time with a time zone")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A point in time from a client: RFC 3339 text with a time zone, nothing else."""
 
 
 def refuse_nul(value: object) -> None:

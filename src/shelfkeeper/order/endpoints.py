@@ -7,12 +7,10 @@ their lines and record payments.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BeforeValidator
 
 from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Operator, Reader, TenantSession
 from shelfkeeper.inventory.errors import (
@@ -25,6 +23,7 @@ from shelfkeeper.kit.idempotency import IdempotencyKeyInFlight, IdempotencyKeyRe
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from shelfkeeper.kit.problems import VersionMismatch, problem_responses
 from shelfkeeper.kit.routing import TransactionalRoute
+from shelfkeeper.kit.schemas import Moment
 from shelfkeeper.order import blind_index, service
 from shelfkeeper.order.errors import (
     OrderEmpty,
@@ -74,18 +73,6 @@ async def _blind_index(request: Request) -> blind_index.BlindIndex:
 
 
 BlindIndex = Annotated[blind_index.BlindIndex, Depends(_blind_index)]
-
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
-
-def _rfc3339(value: Any) -> Any:
-    """Only an RFC 3339 date-time (pydantic would also take a number of seconds)."""
-    if not isinstance(value, str) or not RFC3339.match(value):
-        raise ValueError("give an RFC 3339 date-time with a time zone")
-    return value
-
-
-Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 def _located(response: Response, principal_tenant: str | None, order: Order) -> Order:
