@@ -22,14 +22,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from shelfkeeper import __version__, maintenance
+from shelfkeeper import __version__, background, maintenance
 from shelfkeeper.auth.dependencies import authenticate_request
 from shelfkeeper.auth.endpoints import router as api_key_router
 from shelfkeeper.auth.tokens import TokenVerifier
 from shelfkeeper.config import Settings
 from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
-from shelfkeeper.event import relay
 from shelfkeeper.event.endpoints import router as event_router
 from shelfkeeper.event.endpoints import stream_router as event_stream_router
 from shelfkeeper.inventory.endpoints import router as inventory_router
@@ -142,13 +141,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         )
         relay_stop = asyncio.Event()
         relaying = (
-            asyncio.create_task(
-                relay.run(
-                    app.state.database,
-                    stop=relay_stop,
-                    poll_interval=settings.relay_poll_interval_seconds,
-                )
-            )
+            asyncio.create_task(background.run(app.state.database, settings, stop=relay_stop))
             if settings.relay_enabled
             else None
         )
@@ -201,6 +194,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.include_router(integration_callback_router)
     api.include_router(event_router)
     api.include_router(event_stream_router)
+    # routers: webhook
+    # routers: audit
+    # routers: privacy
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)

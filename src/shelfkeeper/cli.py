@@ -211,8 +211,8 @@ def worker() -> None:
     Run `serve` with `SHELFKEEPER_RELAY_ENABLED=false` when a worker relays instead; running
     both is safe too (relays take turns per tenant).
     """
+    from shelfkeeper import background
     from shelfkeeper.db import migrate
-    from shelfkeeper.event import relay
     from shelfkeeper.observability.logging import configure_logging
 
     settings = Settings()
@@ -228,7 +228,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             click.echo("relay running", err=True)
-            await relay.run(database, stop=stop, poll_interval=settings.relay_poll_interval_seconds)
+            await background.run(database, settings, stop=stop)
         finally:
             for sig in SHUTDOWN_SIGNALS:
                 loop.remove_signal_handler(sig)

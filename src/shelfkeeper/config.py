@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     events_stream_heartbeat_seconds: float = Field(default=15, gt=0)
     events_stream_poll_seconds: float = Field(default=1, gt=0)
 
+    webhook_allow_private_networks: bool = False
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_disable_after_failures: int = Field(default=5, ge=1)
+
+    nats_url: str | None = None
+    nats_stream: str = "SHELFKEEPER"
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -69,6 +79,17 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _seconds_list(cls, value: object) -> object:
+        """`5,300,1800` (a JSON list is accepted too)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @cached_property

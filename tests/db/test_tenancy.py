@@ -128,6 +128,10 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         payload={"type": "shipment.delivered", "order_id": order.json()["id"]},
     )
     assert delivered.status_code == 200, delivered.text
+    # seed: webhook
+    # seed: broker
+    # seed: audit
+    # seed: privacy
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(

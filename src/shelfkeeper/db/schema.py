@@ -9,6 +9,11 @@ from shelfkeeper.location import models as location_models
 from shelfkeeper.order import models as order_models
 from shelfkeeper.tenant import models as tenant_models
 
+# schema: webhook
+# schema: broker
+# schema: audit
+# schema: privacy
+
 __all__ = [
     "auth_models",
     "event_models",
