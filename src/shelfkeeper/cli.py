@@ -383,5 +383,8 @@ def token(
     )
 
 
+# commands: demo
+
+
 if __name__ == "__main__":
     main()

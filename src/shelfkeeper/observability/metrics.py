@@ -56,6 +56,9 @@ ORDER_TRANSITIONS = Counter(
 DOMAIN_METRICS: tuple[Collector, ...] = (STOCK_MOVEMENTS, ORDER_TRANSITIONS)
 
 
+# metrics: webhook
+
+
 def count_stock_movement(operation: str) -> None:
     """Count one stock movement (call after the change committed, or accept retried counts)."""
     STOCK_MOVEMENTS.labels(operation=operation).inc()
