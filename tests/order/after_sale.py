@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
-from shelfkeeper.order.signature import sign
 from tests.conftest import TenantWorld
 from tests.inventory.reservation_factories import place, stocked_item
 from tests.order.factories import moved, placed
@@ -91,7 +91,10 @@ def signed_headers(
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id=webhook_id, timestamp=timestamp, body=body),
+        # Signed the way a provider would, with the Standard Webhooks reference library.
+        "webhook-signature": Webhook(secret).sign(
+            webhook_id, datetime.fromtimestamp(timestamp, tz=UTC), body
+        ),
         "content-type": "application/json",
     }
 

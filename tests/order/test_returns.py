@@ -165,8 +165,17 @@ async def test_returns_are_bounded_by_what_was_shipped_and_not_yet_returned(
         "order_return": 2,
         "order_return_line": 2,
         "refund": 0,
-        "events": 2,
+        "events": 3,
     }
+    kinds = await owner_connection.fetch(
+        "SELECT type FROM event WHERE tenant_id = $1 AND type LIKE 'Return%' ORDER BY time, id",
+        world.a,
+    )
+    assert [row["type"] for row in kinds] == [
+        "ReturnRequested",
+        "ReturnRejected",
+        "ReturnRequested",
+    ]
 
 
 async def test_an_order_not_shipped_cannot_be_returned(

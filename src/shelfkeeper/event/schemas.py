@@ -21,6 +21,7 @@ class EventType(StrEnum):
     ORDER_CANCELLED = "OrderCancelled"
     RETURN_REQUESTED = "ReturnRequested"
     RETURN_RECEIVED = "ReturnReceived"
+    RETURN_REJECTED = "ReturnRejected"
     REFUND_ISSUED = "RefundIssued"
 
 

@@ -1300,7 +1300,8 @@ async def update_return(
 ) -> Return:
     """Receive or reject a requested return. On `received`, restocked lines' units go back
     on hand at the line's locations (movements `add`, reason `returned`, reference
-    `return:<id>`) and `ReturnReceived` is recorded.
+    `return:<id>`) and `ReturnReceived` is recorded; a rejection records `ReturnRejected`
+    (not in the contract's list: a state change the tenant's systems need to see).
 
     Raises OrderNotFound or ReturnNotFound (404), VersionMismatch (412), ReturnClosed (409)
     when it was received or rejected already.
@@ -1337,10 +1338,14 @@ async def update_return(
         db, tenant_id=tenant_id, return_id=return_id, actor=principal.actor, status=body.status
     )
     returned = await get_return(db, principal, order_id=order_id, return_id=return_id)
-    if body.status == ReturnStatus.RECEIVED:
-        await _record_return(
-            db, tenant_id=tenant_id, type=EventType.RETURN_RECEIVED, returned=returned
-        )
+    await _record_return(
+        db,
+        tenant_id=tenant_id,
+        type=EventType.RETURN_RECEIVED
+        if body.status == ReturnStatus.RECEIVED
+        else EventType.RETURN_REJECTED,
+        returned=returned,
+    )
     return returned
 
 

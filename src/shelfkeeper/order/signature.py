@@ -3,20 +3,22 @@
 A callback carries `webhook-id`, `webhook-timestamp` (Unix seconds) and
 `webhook-signature`: space-separated `v1,<base64 HMAC-SHA256>` entries, each over
 `"{id}.{timestamp}.{body}"` with the key that is the base64-decoded part of the secret
-(`whsec_<base64>`). A timestamp more than `TOLERANCE` away from now, in either direction,
-is refused, so a captured request cannot be replayed later; a replay within the window is
-caught by its `webhook-id` (see `service.handle_callback`).
+(`whsec_<base64>`). The HMAC is the `standardwebhooks` library's; the clock is ours (`now` is a
+parameter, so tests control it). A timestamp more than `TOLERANCE` away from now, in either
+direction, is refused, so a captured request cannot be replayed later; a replay within the
+window is caught by its `webhook-id` (see `service.handle_callback`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from shelfkeeper.order.errors import InvalidSignature
 
@@ -30,15 +32,10 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
 def sign(secret: str, *, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value (`v1,<base64>`) of a message."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Webhook(secret).sign(msg_id=webhook_id, timestamp=moment, data=body)
 
 
 def verify(secret: str, *, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
@@ -64,7 +61,7 @@ def verify(secret: str, *, headers: Mapping[str, str], body: bytes, now: datetim
         raise InvalidSignature("`webhook-timestamp` is more than five minutes from now.")
     try:
         expected = sign(secret, webhook_id=webhook_id, timestamp=timestamp, body=body)
-    except (binascii.Error, ValueError) as error:  # an unusable stored secret
+    except (binascii.Error, ValueError, EmptyWebhookSecretError) as error:  # unusable secret
         raise InvalidSignature("The callback secret is unusable; rotate it.") from error
     for candidate in signatures.split():
         if hmac.compare_digest(candidate.encode(), expected.encode()):
