@@ -50,6 +50,7 @@ from shelfkeeper.kit.ratelimit import Quota, RateLimiter
 from shelfkeeper.kit.security import SecurityHeadersMiddleware
 from shelfkeeper.location.endpoints import router as location_router
 from shelfkeeper.observability import metrics as observability_metrics
+from shelfkeeper.observability import tracing
 from shelfkeeper.observability.logging import configure_structlog
 from shelfkeeper.observability.middleware import ObservabilityMiddleware
 from shelfkeeper.order.endpoints import router as order_router
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 yield
         finally:
             await app.state.rate_limiter.close()
+            if app.state.tracer_provider is not None:
+                tracing.shutdown_tracing(app.state.tracer_provider)
 
     @asynccontextmanager
     async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
@@ -216,6 +219,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=(DOCS_ASSETS + "/",))
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.state.tracer_provider = (
+        tracing.configure_tracing(
+            app, endpoint=settings.otlp_endpoint, service_name=settings.otel_service_name
+        )
+        if settings.otlp_endpoint
+        else None
+    )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

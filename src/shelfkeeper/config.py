@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     """Every setting of the service. `docs/configuration.md` documents each one."""
 
-    model_config = SettingsConfigDict(env_prefix="SHELFKEEPER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFKEEPER_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SHELFKEEPER_DATABASE_URL")
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
 
     metrics_tenant_labels: bool = False
     metrics_token: SecretStr | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SHELFKEEPER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+    otel_service_name: str = "shelfkeeper"
 
     redis_url: str | None = None
     rate_limit_per_second: int = Field(default=1000, ge=0)
