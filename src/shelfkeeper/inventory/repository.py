@@ -10,6 +10,7 @@ state and records its events in the outbox (`InventoryUpdated` per movement,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -974,4 +975,178 @@ async def ship(
         note,
         reference,
         actor,
+    )
+
+
+# --- coalesced reservations (the flash-sale fast path, see inventory/coalescer.py) -----
+#
+# One statement reserves for a whole batch of requests on one level, in arrival order: a
+# recursive walk decides each request against what the requests before it left (exactly
+# what one statement per request, committed in that order, would decide), then ONE update
+# moves the level by the accepted total, and one movement and one `InventoryUpdated` per
+# accepted request are written, each with the level as it stood after that request
+# (`level_version` is the version after it). A downward threshold crossing inside the batch
+# records `InventoryLowStock` at the request that crossed. The caller locks the level first
+# (`lock_level`), so the walk reads the row as it is; the update still checks the version the
+# walk read, and the CHECK constraints still forbid an oversell.
+
+RESERVE_BATCH_STATEMENT = (
+    f"""
+WITH RECURSIVE {VARIANT_CONTEXT},
+base AS (
+    SELECT s.on_hand, s.reserved, s.version, s.allow_backorder, s.low_stock,
+           {LEVEL_THRESHOLD} AS threshold
+    FROM stock_level s
+    WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
+),
+request AS (
+    SELECT r.position::int AS position, r.quantity, r.reason, r.note, r.reference, r.actor
+    FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
+         WITH ORDINALITY AS r(quantity, reason, note, reference, actor, position)
+),
+walk AS (
+    SELECT 0 AS position, false AS accepted, b.reserved, b.version, b.low_stock AS low,
+           false AS crossed
+    FROM base b
+    UNION ALL
+    SELECT r.position, step.accepted,
+           w.reserved + CASE WHEN step.accepted THEN r.quantity ELSE 0 END,
+           w.version + step.accepted::int,
+           CASE WHEN step.accepted THEN step.low_after ELSE w.low END,
+           step.accepted AND step.low_after AND NOT w.low
+    FROM walk w
+    JOIN request r ON r.position = w.position + 1
+    CROSS JOIN base b
+    CROSS JOIN LATERAL (
+        SELECT (b.allow_backorder OR b.on_hand - w.reserved >= r.quantity) AS accepted,
+               {_is_low("b.on_hand - (w.reserved + r.quantity)", "b.threshold")} AS low_after
+    ) AS step
+),
+steps AS (SELECT * FROM walk WHERE position > 0),
+final AS (SELECT * FROM steps ORDER BY position DESC LIMIT 1),
+crossing AS (SELECT version FROM steps WHERE crossed),
+level AS (
+    UPDATE stock_level AS s
+    SET reserved = f.reserved, version = f.version, updated_at = now(),
+        low_stock = f.low,
+        low_stock_version = coalesce((SELECT version FROM crossing), s.low_stock_version),
+        low_stock_since = CASE WHEN EXISTS (SELECT FROM crossing) THEN clock_timestamp()
+                               ELSE s.low_stock_since END
+    FROM final f CROSS JOIN base b
+    WHERE s.tenant_id = $1 AND s.variant_id = $2 AND s.location_id = $3
+      AND f.version > b.version AND s.version = b.version
+      AND (s.allow_backorder OR s.on_hand >= f.reserved)
+    RETURNING s.tenant_id, s.variant_id, s.location_id, s.on_hand, s.low_stock_threshold
+),
+movement AS (
+    INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
+                                quantity, on_hand_after, reserved_after, reason, note,
+                                reference, actor, created_at)
+    SELECT l.tenant_id, l.variant_id, l.location_id, w.version, 'reserve', r.quantity,
+           l.on_hand, w.reserved, r.reason, r.note, r.reference, r.actor, clock_timestamp()
+    FROM steps w JOIN request r USING (position) CROSS JOIN level l
+    WHERE w.accepted
+    ORDER BY w.position
+    RETURNING tenant_id, id, variant_id, location_id, level_version, operation, quantity,
+              on_hand_after, reserved_after, reason, note, reference, actor, created_at
+),
+recorded AS (
+    {event_service.OUTBOX_INSERT}
+    SELECT tenant_id, type, subject, data FROM (
+        SELECT m.tenant_id, m.level_version AS version, 1 AS position,
+               '{EventType.INVENTORY_UPDATED}' AS type, {EVENT_SUBJECT} AS subject,
+               {INVENTORY_UPDATED_DATA} AS data
+        FROM movement m CROSS JOIN context c
+        UNION ALL
+        SELECT l.tenant_id, w.version, 2, '{EventType.INVENTORY_LOW_STOCK}', {EVENT_SUBJECT},
+               jsonb_build_object(
+                   'item_id', c.item_id, 'variant_id', l.variant_id, 'sku', c.sku,
+                   'location_id', l.location_id, 'on_hand', l.on_hand,
+                   'reserved', w.reserved, 'available', l.on_hand - w.reserved,
+                   'threshold', b.threshold, 'version', w.version)
+        FROM steps w CROSS JOIN level l CROSS JOIN context c CROSS JOIN base b
+        WHERE w.crossed
+    ) AS change
+    ORDER BY version, position
+),
+due AS (
+    SELECT EXISTS (SELECT FROM steps WHERE NOT accepted) AND EXISTS (
+        SELECT FROM reservation_line rl
+        JOIN reservation rv ON rv.tenant_id = rl.tenant_id AND rv.id = rl.reservation_id
+        WHERE rl.tenant_id = $1 AND rl.variant_id = $2 AND rl.location_id = $3
+          AND rv.status = 'held' AND rv.expires_at <= now()
+    ) AS holds
+)
+"""
+    + event_service.outbox_notify_cte("$1")
+    + f"""
+SELECT w.position, w.accepted, b.on_hand - (w.reserved - CASE WHEN w.accepted
+                                                          THEN r.quantity ELSE 0 END)
+           AS available_before,
+       (SELECT holds FROM due) AS due_holds,
+       $2::uuid AS variant_id, $3::uuid AS location_id, b.on_hand, w.reserved,
+       (SELECT low_stock_threshold FROM level) AS low_stock_threshold, w.version,
+       m.id AS movement_id, m.operation, m.quantity, m.on_hand_after, m.reserved_after,
+       m.reason, m.note, m.reference, m.actor, m.created_at
+FROM steps w
+JOIN request r USING (position)
+CROSS JOIN base b
+LEFT JOIN movement m ON w.accepted AND m.level_version = w.version
+WHERE {event_service.OUTBOX_NOTIFIED}
+ORDER BY w.position
+"""
+)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One request of a coalesced batch: reserve `quantity` units."""
+
+    quantity: int
+    reason: str
+    note: str | None
+    reference: str | None
+    actor: str
+
+
+async def lock_level(
+    db: Connection, *, tenant_id: str, variant_id: UUID, location_id: UUID
+) -> bool:
+    """Lock a level for the rest of the transaction; False when it does not exist."""
+    locked = await db.fetchval(
+        """
+        SELECT true FROM stock_level
+        WHERE tenant_id = $1 AND variant_id = $2 AND location_id = $3
+        FOR UPDATE
+        """,
+        tenant_id,
+        variant_id,
+        location_id,
+    )
+    return bool(locked)
+
+
+async def reserve_batch(
+    db: Connection,
+    *,
+    tenant_id: str,
+    variant_id: UUID,
+    location_id: UUID,
+    requests: Sequence[Reservation],
+) -> list[Record]:
+    """Reserve for every request that fits, in order, in one statement (the level locked by
+    `lock_level` first). One row per request, in order: `accepted`, `available_before` (what
+    was available when it was decided), `due_holds` (refusals happened while the level has
+    due holds that expiring would free), and for an accepted one the level after it and its
+    movement, in the columns `apply` returns. No rows: the level does not exist."""
+    return await db.fetch(
+        RESERVE_BATCH_STATEMENT,
+        tenant_id,
+        variant_id,
+        location_id,
+        [request.quantity for request in requests],
+        [request.reason for request in requests],
+        [request.note for request in requests],
+        [request.reference for request in requests],
+        [request.actor for request in requests],
     )
