@@ -22,7 +22,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from shelfkeeper import __version__, background, maintenance
+from shelfkeeper import __version__, background, maintenance, monitoring
+from shelfkeeper.audit import endpoints as audit_endpoints
 from shelfkeeper.auth.dependencies import authenticate_request
 from shelfkeeper.auth.endpoints import router as api_key_router
 from shelfkeeper.auth.tokens import TokenVerifier
@@ -31,6 +32,8 @@ from shelfkeeper.db import embedded, migrate
 from shelfkeeper.db.database import Database
 from shelfkeeper.event.endpoints import router as event_router
 from shelfkeeper.event.endpoints import stream_router as event_stream_router
+from shelfkeeper.event.webhook_endpoints import router as webhook_router
+from shelfkeeper.inventory.coalescer import ReservationCoalescer
 from shelfkeeper.inventory.endpoints import router as inventory_router
 from shelfkeeper.inventory.reservation_endpoints import router as reservation_router
 from shelfkeeper.kit import handlers, idempotency
@@ -56,6 +59,9 @@ from shelfkeeper.observability.middleware import ObservabilityMiddleware
 from shelfkeeper.order.endpoints import router as order_router
 from shelfkeeper.order.integration_endpoints import callback_router as integration_callback_router
 from shelfkeeper.order.integration_endpoints import router as integration_router
+from shelfkeeper.privacy import service as privacy_service
+from shelfkeeper.privacy.endpoints import router as privacy_router
+from shelfkeeper.tenant.endpoints import export_router as tenant_export_router
 from shelfkeeper.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger("shelfkeeper")
@@ -133,6 +139,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
             return
         app.state.database, server = await open_database(settings)
+        rounds = (
+            await Database.connect(
+                app.state.database.dsn,
+                role=migrate.SERVICE_ROLE,
+                min_size=1,
+                max_size=settings.stock_coalescing_pool_size,
+            )
+            if settings.stock_coalescing
+            else None
+        )
+        if rounds is not None:
+            # Its own pool: the requests waiting for a round may hold every connection of
+            # the request pool.
+            app.state.coalescer = ReservationCoalescer(rounds)
         housekeeping = (
             asyncio.create_task(
                 maintenance.run_forever(
@@ -159,6 +179,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 housekeeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping
+            if rounds is not None:
+                await rounds.close()
             await app.state.database.close()
             if server is not None:
                 embedded.stop_embedded(server)
@@ -182,6 +204,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics = observability_metrics.Metrics(
         tenant_labels=settings.metrics_tenant_labels,
         pool=lambda: getattr(getattr(app.state, "database", None), "pool", None),
+        sampler=lambda: monitoring.sample(app.state.database),
     )
     if database is not None:
         app.state.database = database
@@ -197,9 +220,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.include_router(integration_callback_router)
     api.include_router(event_router)
     api.include_router(event_stream_router)
-    # routers: webhook
-    # routers: audit
-    # routers: privacy
+    api.include_router(webhook_router)
+    api.include_router(audit_endpoints.router)
+    app.state.auditor = audit_endpoints.audit_request
+    api.include_router(privacy_router)
+    api.include_router(tenant_export_router)
+    app.state.response_sealer = privacy_service.IdempotentResponses()
+    privacy_service.use_master_key(settings)
     app.include_router(api)
     add_operations_routes(app)
     add_docs(app)
@@ -277,6 +304,7 @@ def add_operations_routes(app: FastAPI) -> None:
             if not hmac.compare_digest(offered, expected):
                 return Unauthorized().response(request.url.path)
         registry: observability_metrics.Metrics = app.state.metrics
+        await registry.refresh()
         return Response(registry.render(), media_type=observability_metrics.CONTENT_TYPE)
 
 

@@ -383,7 +383,51 @@ def token(
     )
 
 
-# commands: demo
+@main.command()
+@click.option("--tenant", "tenant_id", default="demo", show_default=True)
+@click.option("--name", default="Demo Home Goods", show_default=True)
+def demo(tenant_id: str, name: str) -> None:
+    """Create a demo tenant with locations, items, stock and orders (all or nothing).
+
+    An existing tenant is refused (exit status 1) and left as it was.
+    """
+    from shelfkeeper import demo as demo_data
+    from shelfkeeper.order import blind_index
+
+    try:
+        TenantCreate(id=tenant_id, name=name)
+    except ValidationError as error:
+        first = error.errors()[0]
+        option = {"id": "'--tenant'", "name": "'--name'"}.get(str(first["loc"][0]))
+        raise click.BadParameter(first["msg"], param_hint=option) from None
+
+    from shelfkeeper.db import migrate
+
+    settings = Settings()
+
+    async def run(dsn: str) -> dict[str, Any]:
+        database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=1)
+        try:
+            async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+                loaded = await demo_data.load(
+                    db,
+                    tenant_id=tenant_id,
+                    name=name,
+                    blind_index=blind_index.for_settings(settings),
+                )
+        finally:
+            await database.close()
+        return loaded.summary()
+
+    with database_url(settings) as dsn, database_errors():
+        migrate.upgrade(dsn)
+        try:
+            summary = asyncio.run(run(dsn))
+        except Problem as problem:
+            click.echo(json.dumps(problem.document(None)), err=True)
+            sys.exit(1)
+    click.echo(json.dumps(summary, indent=2))
+    click.echo(f"try: shelfkeeper token --tenant {tenant_id} --role admin", err=True)
 
 
 if __name__ == "__main__":

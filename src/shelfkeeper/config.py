@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     maintenance_interval_seconds: float = Field(default=300, ge=0)
+    stock_coalescing: bool = True
+    stock_coalescing_pool_size: int = Field(default=2, ge=1)
 
     relay_enabled: bool = True
     relay_poll_interval_seconds: float = Field(default=5, gt=0)

@@ -8,6 +8,9 @@ Each pass binds one tenant at a time (row-level security stays on) and
 - cancels pending orders with nothing paid past the tenant's `unpaid_order_expiry_minutes`
   (when set), releasing their stock, as `system`.
 
+Expiring holds and cancelling orders are audited (actor `system`) in their transactions,
+and their stock movements and order transitions counted once those commit.
+
 It runs inside `shelfkeeper serve` every `SHELFKEEPER_MAINTENANCE_INTERVAL_SECONDS`; with
 several workers or instances each runs it, which is harmless: every step is idempotent.
 """
@@ -19,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.db.database import PLATFORM_SCOPE, Database
 from shelfkeeper.inventory import reservation_service
 from shelfkeeper.kit import idempotency
@@ -62,7 +66,7 @@ async def run_once(database: Database, *, now: datetime | None = None) -> PassRe
             purged += await idempotency.purge_expired(db, scope=scope)
     for tenant_id in tenant_ids:
         while True:
-            async with database.tenant_transaction(tenant_id) as db:
+            async with audit_service.audited_transaction(database, tenant_id) as db:
                 batch = await reservation_service.expire_due(
                     db, tenant_id=tenant_id, limit=SWEEP_BATCH
                 )
@@ -72,7 +76,7 @@ async def run_once(database: Database, *, now: datetime | None = None) -> PassRe
     canceled = 0
     for tenant_id, minutes in expiry_minutes.items():
         while True:
-            async with database.tenant_transaction(tenant_id) as db:
+            async with audit_service.audited_transaction(database, tenant_id) as db:
                 batch = await order_service.expire_unpaid(
                     db, tenant_id=tenant_id, minutes=minutes, now=moment, limit=SWEEP_BATCH
                 )

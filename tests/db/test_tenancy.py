@@ -17,10 +17,13 @@ from shelfkeeper.db.database import Connection, Database, bind_tenant, init_conn
 from shelfkeeper.event import service as event_service
 from shelfkeeper.event.schemas import EventType
 from tests.conftest import TenantWorld
+from tests.event.webhook_receiver import seed_webhook_tables
 from tests.order.after_sale import new_secret, send_callback
 
 PLATFORM_TABLES = {"tenant", "alembic_version"}
 """Tables without a `tenant_id`: the tenant registry itself and Alembic's bookkeeping."""
+APPEND_ONLY_TABLES = {"audit_entry"}
+"""Tenant tables the service role may read and insert into but never update or delete from."""
 
 
 async def tenant_tables(owner: Connection) -> list[str]:
@@ -128,10 +131,19 @@ async def seed_every_table(client: httpx.AsyncClient, world: TenantWorld, tenant
         payload={"type": "shipment.delivered", "order_id": order.json()["id"]},
     )
     assert delivered.status_code == 200, delivered.text
-    # seed: webhook
-    # seed: broker
-    # seed: audit
-    # seed: privacy
+    await seed_webhook_tables(client, world, database, tenant=tenant)
+    from shelfkeeper.event import broker  # the NATS publisher's cursor, set as an operator would
+
+    async with database.tenant_transaction(tenant) as db:
+        await broker.put_cursor(db, tenant_id=tenant, stream="SEED", sequence=1)
+    audited = await client.get(f"/api/v1/{tenant}/audit-log", headers=world.headers(tenant))
+    assert audited.status_code == 200, audited.text
+    assert audited.json()["data"], "the seed's changes are audited"
+    # privacy: the first order created the tenant's data key (`tenant_data_key`); the
+    # order's customer and the callback secret are sealed under it
+    async with database.tenant_transaction(tenant) as db:
+        keys = await db.fetch("SELECT version FROM tenant_data_key WHERE tenant_id = $1", tenant)
+    assert [row["version"] for row in keys] == [1]
 
 
 async def test_every_tenant_table_has_forced_rls_and_tenant_leading_keys(
@@ -253,6 +265,17 @@ async def test_cross_tenant_reads_updates_and_deletes_touch_nothing(
                 )
                 == 0
             ), table
+            if table in APPEND_ONLY_TABLES:
+                for statement in (
+                    f"UPDATE {table} SET tenant_id = tenant_id",
+                    f"DELETE FROM {table}",
+                ):
+                    savepoint = service_connection.transaction()
+                    await savepoint.start()
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        await service_connection.execute(statement)
+                    await savepoint.rollback()
+                continue
             updated = await service_connection.execute(
                 f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", world.b
             )
@@ -285,6 +308,10 @@ async def test_unbound_transaction_sees_and_writes_nothing(
     await seed_every_table(client, world, world.a)
     for table in await tenant_tables(owner_connection):
         assert await service_connection.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+        if table in APPEND_ONLY_TABLES:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await service_connection.execute(f"DELETE FROM {table}")
+            continue
         deleted = await service_connection.execute(f"DELETE FROM {table}")
         assert deleted == "DELETE 0", table
     with pytest.raises(asyncpg.InsufficientPrivilegeError):

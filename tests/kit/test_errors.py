@@ -331,7 +331,7 @@ async def test_an_unknown_route_is_a_404_problem(client: httpx.AsyncClient, path
     [
         ("PUT", "/api/v1/acme/locations", {"GET", "POST"}),
         ("DELETE", "/api/v1/tenants", {"GET", "POST"}),
-        ("POST", "/api/v1/tenants/acme", {"GET", "PATCH"}),
+        ("POST", "/api/v1/tenants/acme", {"GET", "PATCH", "DELETE"}),
         (
             "PUT",
             "/api/v1/acme/locations/0b0c6f0e-4c55-4fb8-9b6e-4b2d4d1d4e0a",

@@ -120,7 +120,7 @@ async def test_the_customer_email_filter_works_through_a_blind_index(
     assert [order["number"] for order in ada["data"]] == [1, 3]
     assert nobody["data"] == []
     rows = await owner_connection.fetch(
-        "SELECT tenant_id, customer_email_index, customer->>'email' AS email FROM sales_order "
+        "SELECT tenant_id, customer_email_index, customer FROM sales_order "
         "WHERE tenant_id = ANY($1::text[]) AND number = 1 ORDER BY tenant_id",
         [world.a, world.b],
     )
@@ -128,7 +128,7 @@ async def test_the_customer_email_filter_works_through_a_blind_index(
     for row in rows:
         stored = row["customer_email_index"]
         assert re.fullmatch(r"[0-9a-f]{64}", stored)
-        assert row["email"].lower() not in stored
+        assert b"ada@example.com" not in row["customer"].lower()  # sealed (docs/privacy.md)
         assert stored == index.email(row["tenant_id"], "ada@example.com")
     # the same email indexes differently in two tenants: no linking across them
     assert rows[0]["customer_email_index"] != rows[1]["customer_email_index"]

@@ -44,3 +44,16 @@ event = Table(
         postgresql_where=text("sequence IS NULL"),
     ),
 )
+
+event_cursor = Table(
+    "event_cursor",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("consumer", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False, server_default=text("0")),
+    Column("updated_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("tenant_id", "consumer"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+)
+"""How far each publisher (`consumer`, e.g. `nats:SHELFKEEPER`) has published a tenant's
+sequenced events: the last `sequence` it published (0: none yet). See event/broker.py."""

@@ -10,7 +10,8 @@ relay, per tenant and in one short transaction, takes the tenant's relay lock
 numbers the tenant's committed, unsequenced events after the highest sequence so far. Only
 committed rows are visible to it, so a transaction that commits late is numbered in a later
 pass, above everything already numbered: sequences only grow, and a consumer that has seen
-sequence N never sees an event at or below N appear later. See docs/events.md.
+sequence N never sees an event at or below N appear later. See docs/events.md. The
+statement that numbers events also creates their webhook deliveries (docs/webhooks.md).
 
 `run` listens for the writers' notifications on a dedicated connection and relays the
 tenants they name; it also polls every tenant every `poll_interval` seconds, which covers
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Listener
 from shelfkeeper.event import repository
@@ -39,7 +41,8 @@ BUSY_RETRY_SECONDS = 0.05
 
 
 class Sequenced:
-    """In-process wake-ups for readers waiting on a tenant's new sequences (the SSE stream).
+    """In-process wake-ups for readers waiting on a tenant's new sequences (the SSE stream)
+    and for subscribers to every tenant's (the webhook dispatcher).
 
     A relay in this process calls `notify` after committing; a reader `wait`s with a timeout,
     since a relay in another process (`shelfkeeper worker`) cannot wake it.
@@ -47,10 +50,22 @@ class Sequenced:
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._subscribers: list[Callable[[str], None]] = []
 
     def notify(self, tenant_id: str) -> None:
         for waiter in self._waiters.get(tenant_id, ()):
             waiter.set()
+        for subscriber in list(self._subscribers):
+            subscriber(tenant_id)
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(tenant_id)` whenever a tenant gets new sequences here (it must not
+        block: it runs in the relay's loop)."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
 
     async def wait(self, tenant_id: str, *, seconds: float) -> None:
         """Return when `tenant_id` gets new sequences here, or after `seconds`."""

@@ -43,25 +43,38 @@ async def try_relay_lock(db: Connection, *, tenant_id: str) -> bool:
 
 # Run after `try_relay_lock`, as its own statement: in READ COMMITTED its snapshot is taken
 # once the lock is held, so it sees every sequence the previous relay committed and only
-# events whose transactions have committed.
+# events whose transactions have committed. The same statement fans the numbered events out
+# to the tenant's enabled webhook endpoints subscribed to their type: one delivery each,
+# committed with the numbers, so no numbered event can miss its deliveries.
 ASSIGN_SEQUENCES = """
-UPDATE event
-SET sequence = base.max_sequence + batch.position
-FROM (
-    SELECT id, row_number() OVER (ORDER BY time, id) AS position
-    FROM event
-    WHERE tenant_id = $1 AND sequence IS NULL
-    ORDER BY time, id
-    LIMIT $2
-) AS batch,
-(SELECT coalesce(max(sequence), 0) AS max_sequence FROM event WHERE tenant_id = $1) AS base
-WHERE event.tenant_id = $1 AND event.id = batch.id
+WITH numbered AS (
+    UPDATE event
+    SET sequence = base.max_sequence + batch.position
+    FROM (
+        SELECT id, row_number() OVER (ORDER BY time, id) AS position
+        FROM event
+        WHERE tenant_id = $1 AND sequence IS NULL
+        ORDER BY time, id
+        LIMIT $2
+    ) AS batch,
+    (SELECT coalesce(max(sequence), 0) AS max_sequence FROM event WHERE tenant_id = $1) AS base
+    WHERE event.tenant_id = $1 AND event.id = batch.id
+    RETURNING event.id, event.type, event.subject, event.sequence
+),
+fanned_out AS (
+    INSERT INTO webhook_delivery (tenant_id, endpoint_id, event_id, event_sequence, subject)
+    SELECT $1, endpoint.id, numbered.id, numbered.sequence, numbered.subject
+    FROM numbered
+    JOIN webhook_endpoint AS endpoint
+      ON endpoint.tenant_id = $1 AND endpoint.enabled AND numbered.type = ANY(endpoint.events)
+)
+SELECT count(*) FROM numbered
 """
 
 
 async def assign_sequences(db: Connection, *, tenant_id: str, limit: int) -> int:
-    status = await db.execute(ASSIGN_SEQUENCES, tenant_id, limit)
-    return int(status.split()[-1])
+    numbered: int = await db.fetchval(ASSIGN_SEQUENCES, tenant_id, limit)
+    return numbered
 
 
 async def list_sequenced(db: Connection, *, tenant_id: str, after: int, limit: int) -> list[Record]:
@@ -76,3 +89,18 @@ async def list_sequenced(db: Connection, *, tenant_id: str, after: int, limit: i
         after,
         limit,
     )
+
+
+async def backlog(db: Connection, *, tenant_id: str) -> Record:
+    """The tenant's unsequenced events: `count`, and `oldest_age_seconds` (NULL if none),
+    by the database's clock (served by the partial index on unsequenced events)."""
+    row = await db.fetchrow(
+        """
+        SELECT count(*) AS count,
+               extract(epoch FROM clock_timestamp() - min(time))::float8 AS oldest_age_seconds
+        FROM event WHERE tenant_id = $1 AND sequence IS NULL
+        """,
+        tenant_id,
+    )
+    assert row is not None
+    return row

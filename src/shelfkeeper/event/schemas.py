@@ -23,6 +23,7 @@ class EventType(StrEnum):
     RETURN_RECEIVED = "ReturnReceived"
     RETURN_REJECTED = "ReturnRejected"
     REFUND_ISSUED = "RefundIssued"
+    WEBHOOK_ENDPOINT_DISABLED = "WebhookEndpointDisabled"
 
 
 class CloudEvent(BaseModel):

@@ -78,3 +78,11 @@ async def list_after(db: Connection, *, tenant_id: str, after: int, limit: int) 
     docs/events.md)."""
     rows = await repository.list_sequenced(db, tenant_id=tenant_id, after=after, limit=limit)
     return [envelope(tenant_id, row) for row in rows]
+
+
+async def backlog(db: Connection, *, tenant_id: str) -> tuple[int, float | None]:
+    """How many of the tenant's events wait for the relay (no sequence yet), and how long
+    the oldest has waited in seconds (None when none waits): for the outbox metrics. `db`
+    must be bound to the tenant."""
+    row = await repository.backlog(db, tenant_id=tenant_id)
+    return row["count"], row["oldest_age_seconds"]

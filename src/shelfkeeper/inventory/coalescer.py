@@ -28,14 +28,19 @@ lock, one round each at a time.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.db.database import Database, Record
 from shelfkeeper.inventory import repository
 from shelfkeeper.inventory.repository import Reservation
+from shelfkeeper.kit import recording
+from shelfkeeper.observability import metrics
 
 logger = logging.getLogger("shelfkeeper.inventory.coalescer")
 
@@ -53,6 +58,7 @@ class Outcome:
     accepted: bool
     row: Record | None = None
     available: int | None = None
+    on_hand: int | None = None
     plain: bool = False
 
 
@@ -60,9 +66,19 @@ Key = tuple[str, UUID, UUID]
 """(tenant, variant, location): one level."""
 
 
+@dataclass(frozen=True)
+class Audit:
+    """How an accepted request enters the audit trail, in its round's transaction: who
+    asked (`origin`), and the change its accepted row describes."""
+
+    origin: audit_service.Origin
+    describe: Callable[[Record], recording.Change]
+
+
 @dataclass
 class _Waiting:
     request: Reservation
+    audit: Audit | None
     answer: asyncio.Future[Outcome]
 
 
@@ -79,14 +95,25 @@ class ReservationCoalescer:
         """Rounds run so far (for tests and benchmarks)."""
 
     async def reserve(
-        self, *, tenant_id: str, variant_id: UUID, location_id: UUID, request: Reservation
+        self,
+        *,
+        tenant_id: str,
+        variant_id: UUID,
+        location_id: UUID,
+        request: Reservation,
+        audit: Audit | None = None,
     ) -> Outcome:
-        """Reserve `request.quantity` at the level, coalesced with whoever else is waiting."""
+        """Reserve `request.quantity` at the level, coalesced with whoever else is waiting.
+        With `audit`, an accepted request's audit entry is written in its round."""
         key = (tenant_id, variant_id, location_id)
-        waiting = _Waiting(request, asyncio.get_running_loop().create_future())
+        waiting = _Waiting(request, audit, asyncio.get_running_loop().create_future())
         self._queues.setdefault(key, deque()).append(waiting)
         if key not in self._drainers:
-            self._drainers[key] = asyncio.create_task(self._drain(key))
+            # A context of its own: the drainer must not inherit this request's unit of
+            # work or log bindings, since it serves everyone queued after it too.
+            self._drainers[key] = asyncio.create_task(
+                self._drain(key), context=contextvars.Context()
+            )
         # A caller that gives up (a client gone) leaves its request to be decided anyway:
         # the answer is applied or not as a whole round, never half.
         return await asyncio.shield(waiting.answer)
@@ -97,7 +124,7 @@ class ReservationCoalescer:
             while queue:
                 batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
                 try:
-                    outcomes = await self._round(key, [waiting.request for waiting in batch])
+                    outcomes = await self._round(key, batch)
                 except Exception as error:
                     logger.warning("coalesced round failed: %s", type(error).__name__)
                     for waiting in batch:
@@ -116,23 +143,33 @@ class ReservationCoalescer:
                     waiting.answer.cancel()
                 del self._queues[key]
 
-    async def _round(self, key: Key, requests: list[Reservation]) -> list[Outcome]:
+    async def _round(self, key: Key, batch: list[_Waiting]) -> list[Outcome]:
         tenant_id, variant_id, location_id = key
         async with self._database.tenant_transaction(tenant_id) as db:
             exists = await repository.lock_level(
                 db, tenant_id=tenant_id, variant_id=variant_id, location_id=location_id
             )
             if not exists:
-                return [Outcome(accepted=False, plain=True) for _ in requests]
+                return [Outcome(accepted=False, plain=True) for _ in batch]
             rows = await repository.reserve_batch(
                 db,
                 tenant_id=tenant_id,
                 variant_id=variant_id,
                 location_id=location_id,
-                requests=requests,
+                requests=[waiting.request for waiting in batch],
             )
+            audited = [
+                (waiting.audit.origin, [waiting.audit.describe(row)])
+                for waiting, row in zip(batch, rows, strict=True)
+                if row["accepted"] and waiting.audit is not None
+            ]
+            await audit_service.write_each(db, tenant_id=tenant_id, described=audited)
         self.rounds += 1
-        return [_outcome(row) for row in rows]
+        outcomes = [_outcome(row) for row in rows]
+        for outcome in outcomes:
+            if outcome.accepted:
+                metrics.count_stock_movement("reserve")
+        return outcomes
 
 
 def _outcome(row: Record) -> Outcome:
@@ -140,4 +177,6 @@ def _outcome(row: Record) -> Outcome:
         return Outcome(accepted=True, row=row)
     if row["due_holds"]:
         return Outcome(accepted=False, plain=True)
-    return Outcome(accepted=False, available=int(row["available_before"]))
+    return Outcome(
+        accepted=False, available=int(row["available_before"]), on_hand=int(row["on_hand"])
+    )

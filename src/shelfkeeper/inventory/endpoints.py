@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.dependencies import (
     TENANT_SCOPED_PROBLEMS,
     Deleter,
@@ -18,6 +19,7 @@ from shelfkeeper.auth.dependencies import (
     TenantSession,
 )
 from shelfkeeper.inventory import service
+from shelfkeeper.inventory.coalescer import ReservationCoalescer
 from shelfkeeper.inventory.errors import (
     BackordersOutstanding,
     BelowReserved,
@@ -51,6 +53,7 @@ from shelfkeeper.inventory.schemas import (
     VariantUpdate,
 )
 from shelfkeeper.kit.conditional import check_not_modified, expected_version, set_etag
+from shelfkeeper.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shelfkeeper.kit.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReuse
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from shelfkeeper.kit.problems import VersionMismatch, problem_responses
@@ -203,8 +206,27 @@ async def delete_item(
     responses=problem_responses(ItemNotFound, *STOCK_REFUSALS),
 )
 async def adjust_stock(
-    item_id: UUID, body: StockAdjustment, principal: Operator, db: TenantSession
+    item_id: UUID, body: StockAdjustment, principal: Operator, db: TenantSession, request: Request
 ) -> AdjustmentResult:
+    coalescer: ReservationCoalescer | None = getattr(request.app.state, "coalescer", None)
+    # The fast path answers from a round that commits before this request's transaction
+    # does; a stored idempotent response would commit apart from the change, so a request
+    # with an Idempotency-Key takes the plain path, where both commit together.
+    if coalescer is not None and IDEMPOTENCY_HEADER not in request.headers:
+        coalesced = await service.reserve_coalesced(
+            db,
+            principal,
+            item_id=item_id,
+            body=body,
+            coalescer=coalescer,
+            origin=audit_service.Origin.of(
+                principal,
+                request_id=getattr(request.state, "request_id", None),
+                client=request.client.host if request.client is not None else None,
+            ),
+        )
+        if coalesced is not None:
+            return coalesced
     return await service.adjust(db, principal, item_id=item_id, body=body)
 
 

@@ -24,6 +24,7 @@ from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.inventory import repository, reservation_repository
 from shelfkeeper.inventory.allocation import Level
 from shelfkeeper.inventory.schemas import Operation, Reason
+from shelfkeeper.kit import recording
 
 EXPIRY_ACTOR = "system:expiry"
 """The actor of the movements that release an expired hold's units."""
@@ -139,7 +140,16 @@ async def expire_holds(
         now=now,
         limit=limit,
     )
-    expired = len({row["reservation_id"] for row in rows})
+    expired_ids = sorted({row["reservation_id"] for row in rows})
+    for reservation_id in expired_ids:
+        recording.record_change(
+            "reservation",
+            reservation_id,
+            "expire",
+            before={"status": "held"},
+            after={"status": "expired"},
+        )
+    expired = len(expired_ids)
     units = [
         HeldUnits(
             reservation_id=row["reservation_id"],

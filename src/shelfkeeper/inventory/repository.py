@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +23,9 @@ import asyncpg
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.event import service as event_service
 from shelfkeeper.event.schemas import EventType
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.pagination import Keyset
+from shelfkeeper.observability import metrics
 from shelfkeeper.tenant import service as tenant_service
 
 ITEM_COLUMNS = (
@@ -588,9 +591,19 @@ async def apply(db: Connection, *, tenant_id: str, change: Change, actor: str) -
     if may_create:
         arguments.append(change.allow_backorder)
     try:
-        return await db.fetchrow(statement, *arguments)
+        row = await db.fetchrow(statement, *arguments)
     except asyncpg.ForeignKeyViolationError as error:
         raise UnknownLocation(change.location_id) from error
+    if row is not None:
+        _count_movements(change.operation)
+    return row
+
+
+def _count_movements(*operations: str) -> None:
+    """Count the movements just written once their transaction commits: every movement is
+    written here (`apply`, `ship`), so they are counted in this one place."""
+    for operation in operations:
+        recording.after_commit(partial(metrics.count_stock_movement, operation))
 
 
 async def get_level(
@@ -965,7 +978,7 @@ async def ship(
 
     One conditional statement: None when fewer units are reserved or on hand.
     """
-    return await db.fetchrow(
+    row = await db.fetchrow(
         SHIP_STATEMENT,
         tenant_id,
         variant_id,
@@ -976,6 +989,9 @@ async def ship(
         reference,
         actor,
     )
+    if row is not None:
+        _count_movements("release", "subtract")
+    return row
 
 
 # --- coalesced reservations (the flash-sale fast path, see inventory/coalescer.py) -----
@@ -1150,3 +1166,10 @@ async def reserve_batch(
         [request.reference for request in requests],
         [request.actor for request in requests],
     )
+
+
+async def low_stock_count(db: Connection, *, tenant_id: str) -> int:
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM stock_level WHERE tenant_id = $1 AND low_stock", tenant_id
+    )
+    return count

@@ -34,6 +34,7 @@ from shelfkeeper.inventory.reservation_schemas import (
     ReservationStatus,
 )
 from shelfkeeper.inventory.schemas import Operation, Reason
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
@@ -274,7 +275,7 @@ async def _take(
     ]
     refused: set[Level] = set()
     try:
-        async with db.transaction():
+        async with recording.savepoint(db):
             for step in expiry.lock_order(changes, released):
                 if step.position is None:
                     await expiry.release_units(

@@ -14,10 +14,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.inventory import expiry, repository
 from shelfkeeper.inventory.access import ensure_may_change_stock
+from shelfkeeper.inventory.coalescer import Audit, ReservationCoalescer
 from shelfkeeper.inventory.errors import (
     BackordersOutstanding,
     BelowReserved,
@@ -54,6 +56,7 @@ from shelfkeeper.inventory.schemas import (
     VariantCreate,
     VariantUpdate,
 )
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Problem, ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
@@ -88,6 +91,21 @@ def _item(row: Record) -> Item:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+ITEM_AUDITED = (
+    "sku",
+    "name",
+    "description",
+    "attributes",
+    "low_stock_threshold",
+    "allow_backorder",
+)
+"""The fields an item's audit entries describe."""
+
+
+def _audited_item(item: Item) -> dict[str, Any]:
+    return item.model_dump(include=set(ITEM_AUDITED))
 
 
 def _variant(row: Record) -> Variant:
@@ -168,7 +186,9 @@ async def create_item(db: Connection, principal: Principal, *, body: ItemCreate)
                 await _add_variant(db, tenant_id=tenant_id, item_id=item_id, body=variant)
     except repository.DuplicateSku as error:
         raise DuplicateSku(f"SKU `{error.args[0]}` is already in use.") from error
-    return await get_item(db, principal, item_id=item_id)
+    item = await get_item(db, principal, item_id=item_id)
+    recording.record_change("item", item_id, "create", after=_audited_item(item))
+    return item
 
 
 async def _add_variant(
@@ -241,6 +261,7 @@ async def update_item(
 ) -> Item:
     """Raises ItemNotFound (404), VersionMismatch (412), or BackordersOutstanding (409) when
     backorders are turned off while more is reserved than on hand somewhere."""
+    current = await repository.get_item(db, tenant_id=_tenant(principal), item_id=item_id)
     changes: dict[str, Any] = body.changes()
     if body.attributes is not None:
         changes["attributes"] = body.attributes.model_dump()
@@ -262,7 +283,16 @@ async def update_item(
     if not updated:
         await get_item(db, principal, item_id=item_id)
         raise VersionMismatch("The item has changed since you read it.")
-    return await get_item(db, principal, item_id=item_id)
+    item = await get_item(db, principal, item_id=item_id)
+    if current is not None:
+        recording.record_change(
+            "item",
+            item_id,
+            "update",
+            before=_audited_item(_item(current)),
+            after=_audited_item(item),
+        )
+    return item
 
 
 async def delete_item(
@@ -277,11 +307,14 @@ async def delete_item(
     reserved = await repository.item_reserved(db, tenant_id=tenant_id, item_id=item_id)
     if reserved > 0:
         raise ItemInUse(f"{reserved} units of this item are reserved.", reserved=reserved)
+    current = await repository.get_item(db, tenant_id=tenant_id, item_id=item_id)
     if not await repository.delete_item(
         db, tenant_id=tenant_id, item_id=item_id, expected_version=expected_version
     ):
         await get_item(db, principal, item_id=item_id)
         raise VersionMismatch("The item has changed since you read it.")
+    if current is not None:
+        recording.record_change("item", item_id, "delete", before=_audited_item(_item(current)))
 
 
 # --- variants -------------------------------------------------------------------------
@@ -546,7 +579,7 @@ async def _apply_all(
         outcomes = await _run(db, principal, changes=changes, released=())
     else:
         try:
-            async with db.transaction():
+            async with recording.savepoint(db):
                 outcomes = await _run(db, principal, changes=changes, released=())
                 if any(isinstance(outcome, Problem) for outcome in outcomes):
                     raise _Refused(outcomes)
@@ -606,7 +639,50 @@ async def adjust(
     (outcome,) = await _apply_all(db, principal, changes=[(["body", "location_id"], change)])
     if isinstance(outcome, Problem):
         raise outcome
+    _record_adjustment(item_id, outcome)
     return outcome
+
+
+STOCK_BEFORE = {
+    Operation.ADD: ("on_hand", -1),
+    Operation.SUBTRACT: ("on_hand", 1),
+    Operation.RESERVE: ("reserved", -1),
+    Operation.RELEASE: ("reserved", 1),
+}
+"""Which count an operation moved, and which way to go to find it before the change."""
+
+
+def _record_adjustment(item_id: UUID, outcome: AdjustmentResult) -> None:
+    """Describe a stock adjustment for the audit trail."""
+    change = _adjustment_change(item_id, outcome)
+    recording.record_change(
+        change.entity_type,
+        change.entity_id,
+        change.action,
+        before=change.before,
+        after=change.after,
+    )
+
+
+def _adjustment_change(item_id: UUID, outcome: AdjustmentResult) -> recording.Change:
+    """A stock adjustment, as the audit trail tells it: the level's counts before (where
+    the operation tells them) and after, and what was done."""
+    movement = outcome.movement
+    after: dict[str, Any] = {
+        "variant_id": movement.variant_id,
+        "location_id": movement.location_id,
+        "operation": movement.operation.value,
+        "quantity": movement.quantity,
+        "reason": movement.reason.value,
+        "on_hand": movement.on_hand_after,
+        "reserved": movement.reserved_after,
+    }
+    before: dict[str, Any] = {"reserved": movement.reserved_after}
+    if movement.operation in STOCK_BEFORE:
+        before["on_hand"] = movement.on_hand_after
+        moved, sign = STOCK_BEFORE[movement.operation]
+        before[moved] += sign * movement.quantity
+    return recording.Change("item", str(item_id), "adjust_stock", before=before, after=after)
 
 
 async def adjust_batch(
@@ -1169,3 +1245,76 @@ async def restock_units(
             )
         except repository.UnknownLocation as error:
             raise _unknown_location(["body", "lines"]) from error
+
+
+async def low_stock_count(db: Connection, *, tenant_id: str) -> int:
+    """How many of the tenant's stock levels are in the low-stock state (available at or
+    below their threshold when last changed): for the low-stock metric. `db` must be bound
+    to the tenant."""
+    return await repository.low_stock_count(db, tenant_id=tenant_id)
+
+
+async def reserve_coalesced(
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    body: StockAdjustment,
+    coalescer: ReservationCoalescer,
+    origin: audit_service.Origin,
+) -> AdjustmentResult | None:
+    """The flash-sale fast path (`inventory/coalescer.py`) for a plain `reserve`: decided in
+    a round with whoever else is reserving at the level, with the same answers as `adjust`.
+    The round writes the request's audit entry (as `origin`) with the change.
+
+    Returns None when `adjust` must decide instead: another operation, an
+    `expected_version`, an item that allows backorders (never short, so never hot in the
+    same way), a level that does not exist yet, or a refusal while holds are due. Raises
+    what `adjust` raises for the same request otherwise.
+    """
+    if body.operation != Operation.RESERVE or body.expected_version is not None:
+        return None
+    ensure_may_change_stock(principal, [body.location_id])
+    variant_id, allow_backorder = await _resolve_variant(
+        db,
+        tenant_id=_tenant(principal),
+        item_id=item_id,
+        variant_id=body.variant_id,
+        sku=body.sku,
+        location=["body"],
+    )
+    if allow_backorder:
+        return None
+
+    def describe(row: Record) -> recording.Change:
+        return _adjustment_change(item_id, _adjustment(row))
+
+    outcome = await coalescer.reserve(
+        tenant_id=_tenant(principal),
+        variant_id=variant_id,
+        location_id=body.location_id,
+        request=repository.Reservation(
+            quantity=body.quantity,
+            reason=body.reason.value,
+            note=body.note,
+            reference=body.reference,
+            actor=principal.actor,
+        ),
+        audit=Audit(origin=origin, describe=describe),
+    )
+    if outcome.plain:
+        return None
+    if outcome.row is None:
+        available = outcome.available or 0
+        raise InsufficientStock(
+            f"Only {available} available; {body.quantity} requested.",
+            available=available,
+            on_hand=outcome.on_hand or 0,
+            requested=body.quantity,
+        )
+    recording.mark_audited()
+    return _adjustment(outcome.row)
+
+
+def _adjustment(row: Record) -> AdjustmentResult:
+    return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))

@@ -7,7 +7,9 @@ committed. A repeat with the same body within the retention period replays that 
 `idempotency-key-reuse`; a repeat while the first is still running is 409
 `idempotency-key-in-flight` (detected with a transaction-scoped advisory lock on the key).
 Failed requests change nothing and store nothing, so a retry after a 4xx runs again.
-Keys are scoped per tenant (row-level security on the table).
+Keys are scoped per tenant (row-level security on the table). A stored response may hold
+personal data (an order's customer): when the app sets `app.state.response_sealer` (a
+`ResponseSealer`), bodies are stored sealed under the tenant's data key.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request, Response
 
 from shelfkeeper.db.database import Connection
-from shelfkeeper.kit.problems import Problem, validation_error
+from shelfkeeper.kit.problems import PROBLEM_MEDIA_TYPE, Problem, validation_error
 
 HEADER = "Idempotency-Key"
 METHODS = frozenset({"POST", "PATCH"})
@@ -46,6 +49,19 @@ class IdempotentReplay(Exception):
 
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+class ResponseSealer(Protocol):
+    """Encrypts stored response bodies at rest (the privacy domain provides one)."""
+
+    async def seal(self, connection: Connection, *, scope: str, body: bytes) -> bytes: ...
+
+    async def open(self, connection: Connection, *, scope: str, stored: bytes) -> bytes: ...
+
+
+def _sealer(request: Request) -> ResponseSealer | None:
+    sealer: ResponseSealer | None = getattr(request.app.state, "response_sealer", None)
+    return sealer
 
 
 @dataclass(frozen=True)
@@ -104,9 +120,13 @@ async def claim(request: Request, connection: Connection, *, scope: str) -> None
             )
         headers: dict[str, str] = dict(stored["response_headers"])
         headers["Idempotent-Replayed"] = "true"
+        body: bytes = stored["response_body"]
+        sealer = _sealer(request)
+        if sealer is not None:
+            body = await sealer.open(connection, scope=scope, stored=body)
         raise IdempotentReplay(
             Response(
-                content=stored["response_body"],
+                content=body,
                 status_code=stored["response_status"],
                 headers=headers,
             )
@@ -124,6 +144,10 @@ async def store(
     headers: dict[str, Any] = {
         name: value for name, value in response.headers.items() if name in REPLAYED_HEADERS
     }
+    body = bytes(response.body)
+    sealer = _sealer(request)
+    if sealer is not None:
+        body = await sealer.seal(connection, scope=claimed.scope, body=body)
     await connection.execute(
         """
         INSERT INTO idempotency_key
@@ -143,7 +167,7 @@ async def store(
         claimed.fingerprint,
         response.status_code,
         headers,
-        bytes(response.body),
+        body,
         float(ttl_seconds),
     )
 
@@ -153,4 +177,48 @@ async def purge_expired(connection: Connection, *, scope: str) -> int:
     status = await connection.execute(
         "DELETE FROM idempotency_key WHERE tenant_id = $1 AND expires_at <= now()", scope
     )
+    return int(status.split()[-1])
+
+
+async def stored_responses(
+    connection: Connection, *, scope: str
+) -> AsyncIterator[tuple[str, bytes]]:
+    """The scope's stored responses as (key, body as stored), read through a cursor (in the
+    caller's transaction), for privacy erasure."""
+    query = "SELECT key, response_body FROM idempotency_key WHERE tenant_id = $1 ORDER BY key"
+    async for row in connection.cursor(query, scope, prefetch=100):
+        yield row["key"], row["response_body"]
+
+
+class ResponseErased(Problem):
+    status = 410
+    slug = "response-erased"
+    title = "The stored response was erased"
+
+
+async def erase_responses(connection: Connection, *, scope: str, keys: list[str]) -> int:
+    """Replace the stored responses of `keys` by a 410 `response-erased` problem (their
+    bodies held personal data that was erased); returns how many. The keys stay claimed,
+    so a late retry of the original request is answered 410 instead of acting twice."""
+    problem = ResponseErased(
+        "The response to this request held personal data that has since been erased."
+    )
+    status = await connection.execute(
+        """
+        UPDATE idempotency_key
+        SET response_status = $3, response_headers = $4, response_body = $5
+        WHERE tenant_id = $1 AND key = ANY($2::text[])
+        """,
+        scope,
+        keys,
+        problem.status,
+        {"content-type": PROBLEM_MEDIA_TYPE},
+        json.dumps(problem.document(None)).encode(),
+    )
+    return int(status.split()[-1])
+
+
+async def forget(connection: Connection, *, scope: str) -> int:
+    """Delete every stored response of the scope (offboarding); returns how many."""
+    status = await connection.execute("DELETE FROM idempotency_key WHERE tenant_id = $1", scope)
     return int(status.split()[-1])

@@ -6,18 +6,22 @@ transaction on one pooled connection, available to dependencies as
 and before it is sent, so a client never sees success for a change that did not commit;
 any exception rolls it back. Reads run in read-only transactions. A JSON body is read in
 full before the transaction begins.
+
+Each request is a unit of work (`kit.recording`): after a mutating handler succeeds, the
+app's auditor (`app.state.auditor`) writes what it changed in the same transaction, and the
+work registered with `recording.after_commit` runs once the transaction has committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from shelfkeeper.db.database import Connection, Database
-from shelfkeeper.kit import idempotency
+from shelfkeeper.kit import idempotency, recording
 from shelfkeeper.kit.problems import UnsupportedMediaType
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,6 +29,10 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 Authenticator = Callable[[Request], Awaitable[object]]
 """Set as `app.state.authenticator`: runs first in every transactional route, so a request
 without a valid credential is refused (401) before its content type or body are judged."""
+
+Auditor = Callable[[Request, Connection, Response, Sequence[recording.Change]], Awaitable[None]]
+"""Set as `app.state.auditor`: runs after a successful mutating handler, before the commit,
+with the changes the services recorded (possibly none), to write the request's audit trail."""
 
 
 def is_json(content_type: str) -> bool:
@@ -62,6 +70,22 @@ class TransactionalRoute(APIRoute):
                 await request.body()
             database: Database = request.app.state.database
             readonly = request.method in READ_METHODS
+            with recording.unit_of_work() as work:
+                response = await run_in_transaction(
+                    request, database, readonly=readonly, sends_json_body=sends_json_body, work=work
+                )
+            # Committed: what the services left for after the commit runs now (metrics).
+            work.committed()
+            return response
+
+        async def run_in_transaction(
+            request: Request,
+            database: Database,
+            *,
+            readonly: bool,
+            sends_json_body: bool,
+            work: recording.UnitOfWork,
+        ) -> Response:
             async with database.transaction(readonly=readonly) as connection:
                 request.state.connection = connection
                 authenticator: Authenticator | None = getattr(
@@ -76,6 +100,10 @@ class TransactionalRoute(APIRoute):
                     )
                 response = await handler(request)
                 if not readonly:
+                    # The audit entries and the idempotent response commit with the change.
+                    auditor: Auditor | None = getattr(request.app.state, "auditor", None)
+                    if auditor is not None and response.status_code < 400 and not work.audited:
+                        await auditor(request, connection, response, work.changes)
                     await idempotency.store(
                         request,
                         connection,

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, NotFound, VersionMismatch
 from shelfkeeper.location import repository
@@ -38,6 +39,14 @@ def _tenant(principal: Principal) -> str:
     return principal.tenant_id
 
 
+AUDITED = ("code", "name", "kind", "address", "active", "priority")
+"""The fields a location's audit entries describe."""
+
+
+def _audited(location: Location) -> dict[str, object]:
+    return location.model_dump(include=set(AUDITED))
+
+
 def _location(row: Record) -> Location:
     address = row["address"]
     return Location(
@@ -66,7 +75,9 @@ async def create(db: Connection, principal: Principal, *, body: LocationCreate) 
         )
     except repository.DuplicateCode as error:
         raise DuplicateLocationCode(f"Code `{body.code}` is taken.") from error
-    return _location(row)
+    location = _location(row)
+    recording.record_change("location", location.id, "create", after=_audited(location))
+    return location
 
 
 async def get(db: Connection, principal: Principal, *, location_id: UUID) -> Location:
@@ -113,6 +124,7 @@ async def update(
 
     Raises LocationNotFound (404), VersionMismatch (412), DuplicateLocationCode (409).
     """
+    current = await repository.get(db, tenant_id=_tenant(principal), location_id=location_id)
     changes = body.changes()
     if "address" in changes:
         changes["address"] = body.address.model_dump(exclude_none=True) if body.address else None
@@ -130,13 +142,23 @@ async def update(
     if row is None:
         await get(db, principal, location_id=location_id)
         raise VersionMismatch("The location has changed since you read it.")
-    return _location(row)
+    location = _location(row)
+    if current is not None:
+        recording.record_change(
+            "location",
+            location_id,
+            "update",
+            before=_audited(_location(current)),
+            after=_audited(location),
+        )
+    return location
 
 
 async def delete(
     db: Connection, principal: Principal, *, location_id: UUID, expected_version: int | None
 ) -> None:
     """Raises LocationNotFound (404), VersionMismatch (412), LocationNotEmpty (409)."""
+    current = await repository.get(db, tenant_id=_tenant(principal), location_id=location_id)
     try:
         deleted = await repository.delete(
             db,
@@ -152,6 +174,10 @@ async def delete(
     if not deleted:
         await get(db, principal, location_id=location_id)
         raise VersionMismatch("The location has changed since you read it.")
+    if current is not None:
+        recording.record_change(
+            "location", location_id, "delete", before=_audited(_location(current))
+        )
 
 
 async def exists(db: Connection, *, tenant_id: str, location_id: UUID) -> bool:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Administrator, TenantSession
 from shelfkeeper.db.database import Database
 from shelfkeeper.inventory.errors import InsufficientStock
@@ -82,8 +83,15 @@ async def callback(
     if not service.known_provider(provider):
         raise ProviderNotFound(f"No provider `{provider}`.")
     database: Database = request.app.state.database
-    # The signature is the credential; the transaction is bound to the path's tenant.
-    async with database.tenant_transaction(tenant_id) as db:
+    # The signature is the credential; the transaction is bound to the path's tenant. What
+    # the callback changes is audited as `system`, with the request's id and client.
+    origin = audit_service.Origin(
+        actor="system",
+        role=None,
+        request_id=getattr(request.state, "request_id", None),
+        client_address=request.client.host if request.client is not None else None,
+    )
+    async with audit_service.audited_transaction(database, tenant_id, origin=origin) as db:
         try:
             await tenant_service.enter(db, tenant_id)
         except tenant_service.TenantNotFound as error:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shelfkeeper.event.schemas import EventType
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.problems import Conflict
+from shelfkeeper.observability import metrics
 
 
 class OrderStatus(StrEnum):
@@ -102,3 +104,16 @@ def transition(source: OrderStatus, target: OrderStatus) -> Transition:
     raise InvalidTransition(
         detail, current=source.value, requested=target.value, allowed=[s.value for s in allowed]
     )
+
+
+def record_transition(order_id: object, source: OrderStatus, target: OrderStatus) -> None:
+    """Describe a transition made in the current transaction: for its audit entry, and for
+    the `order_transitions_total` metric once the transaction has committed."""
+    recording.record_change(
+        "order",
+        order_id,
+        "change_status",
+        before={"status": source.value},
+        after={"status": target.value},
+    )
+    recording.after_commit(lambda: metrics.count_order_transition(source.value, target.value))

@@ -11,6 +11,11 @@ inbound callbacks `integration_secret` (per tenant and provider) and `callback_r
 statement of the transaction that creates an order, so its row lock is held only for the
 moment before commit (see docs/orders.md).
 
+The customer's personal data (`sales_order.customer` and `shipping_address`) and the
+callback secrets are stored sealed under the tenant's data key (`privacy.service`: AES-GCM,
+envelope encryption); orders are found by email through `customer_email_index`, a blind
+index (`order/blind_index.py`).
+
 Lines name variants and locations by id only, without foreign keys into inventory: an
 order is a record of a sale and keeps its SKU and prices even when the catalogue changes.
 """
@@ -23,6 +28,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     PrimaryKeyConstraint,
     Table,
@@ -69,9 +75,9 @@ sales_order = Table(
     Column("currency", Text, nullable=False),
     Column("total", Numeric(19, 4), nullable=False),
     Column("amount_paid", Numeric(19, 4), nullable=False, server_default=text("0")),
-    Column("customer", JSONB, nullable=False),
+    Column("customer", LargeBinary, nullable=False),
     Column("customer_email_index", Text, nullable=False),
-    Column("shipping_address", JSONB, nullable=True),
+    Column("shipping_address", LargeBinary, nullable=True),
     Column("notes", Text, nullable=True),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("shipment", JSONB, nullable=True),
@@ -257,9 +263,9 @@ integration_secret = Table(
     metadata,
     Column("tenant_id", Text, nullable=False),
     Column("provider", Text, nullable=False),
-    # Stored as is: verifying an HMAC needs the secret itself (encryption at rest: the
-    # privacy work's).
-    Column("secret", Text, nullable=False),
+    # Sealed under the tenant's data key: verifying an HMAC needs the secret itself, so it
+    # is encrypted, not hashed.
+    Column("secret", LargeBinary, nullable=False),
     Column("created_by", Text, nullable=False),
     _now("created_at"),
     PrimaryKeyConstraint("tenant_id", "provider"),

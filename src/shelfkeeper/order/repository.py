@@ -76,9 +76,9 @@ class NewOrder:
     payment_status: str
     currency: str
     total: Decimal
-    customer: dict[str, Any]
+    customer: bytes
     customer_email_index: str
-    shipping_address: dict[str, Any] | None
+    shipping_address: bytes | None
     notes: str | None
     metadata: dict[str, str]
     reservation_id: UUID | None
@@ -390,6 +390,46 @@ async def list_page(
     )
 
 
+async def ids_by_email_index(db: Connection, *, tenant_id: str, email_index: str) -> list[UUID]:
+    """Every order of the customer with that blind-index value, oldest first."""
+    rows = await db.fetch(
+        """
+        SELECT id FROM sales_order
+        WHERE tenant_id = $1 AND customer_email_index = $2
+        ORDER BY created_at, id
+        """,
+        tenant_id,
+        email_index,
+    )
+    return [row["id"] for row in rows]
+
+
+async def erase_customer(
+    db: Connection,
+    *,
+    tenant_id: str,
+    order_ids: Sequence[UUID],
+    customer: bytes,
+    customer_email_index: str,
+    actor: str,
+) -> None:
+    """Replace the orders' customer and email index, drop their shipping address (a new
+    version each)."""
+    await db.execute(
+        """
+        UPDATE sales_order
+        SET customer = $3, customer_email_index = $4, shipping_address = NULL,
+            version = version + 1, updated_by = $5, updated_at = now()
+        WHERE tenant_id = $1 AND id = ANY($2::uuid[])
+        """,
+        tenant_id,
+        list(order_ids),
+        customer,
+        customer_email_index,
+        actor,
+    )
+
+
 # --- after the sale -------------------------------------------------------------------------
 
 RETURN_COLUMNS = """
@@ -581,7 +621,7 @@ async def insert_refund(
 
 
 async def put_secret(
-    db: Connection, *, tenant_id: str, provider: str, secret: str, actor: str
+    db: Connection, *, tenant_id: str, provider: str, secret: bytes, actor: str
 ) -> Record:
     """Create or replace the tenant's callback secret for `provider`."""
     row = await db.fetchrow(
@@ -602,8 +642,8 @@ async def put_secret(
     return row
 
 
-async def get_secret(db: Connection, *, tenant_id: str, provider: str) -> str | None:
-    secret: str | None = await db.fetchval(
+async def get_secret(db: Connection, *, tenant_id: str, provider: str) -> bytes | None:
+    secret: bytes | None = await db.fetchval(
         "SELECT secret FROM integration_secret WHERE tenant_id = $1 AND provider = $2",
         tenant_id,
         provider,

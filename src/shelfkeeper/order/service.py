@@ -6,10 +6,17 @@ stock levels through the inventory service in the global lock order (variant id,
 id), so concurrent changes never deadlock. Placing an order locks no order row: it
 reserves its stock, writes its rows, and takes its number from the tenant's counter in its
 last statement. Each change records its event in the same transaction (the outbox).
+
+The customer and the shipping address are personal data: they are stored sealed under the
+tenant's data key (`privacy.service`) and opened when an order is read. Events carry no
+personal data: their `data` is the order without `customer` and `shipping_address`
+(consumers that need them read the order), so the outbox, webhook deliveries and the
+broker never hold them.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +29,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from shelfkeeper.auth.principal import Principal
+from shelfkeeper.config import Settings
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.event import service as event_service
 from shelfkeeper.event.schemas import EventType
@@ -33,6 +41,7 @@ from shelfkeeper.kit import money
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
+from shelfkeeper.order import blind_index as blind_indexes
 from shelfkeeper.order import lifecycle, providers, repository, signature
 from shelfkeeper.order.blind_index import BlindIndex
 from shelfkeeper.order.errors import (
@@ -83,6 +92,7 @@ from shelfkeeper.order.schemas import (
     ShippingAddress,
     StatusChange,
 )
+from shelfkeeper.privacy import service as privacy_service
 
 
 def _parse_amount(value: Any) -> Decimal:
@@ -139,7 +149,57 @@ def _utc(value: str | datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _order(row: Record, *, number: int | None = None) -> Order:
+CUSTOMER_FIELD = "sales_order.customer"
+ADDRESS_FIELD = "sales_order.shipping_address"
+SECRET_FIELD = "integration_secret.secret"
+PERSONAL_FIELDS = frozenset({"customer", "shipping_address"})
+"""The order's fields that hold personal data (sealed at rest, left out of events)."""
+
+
+def email_index(settings: Settings) -> BlindIndex:
+    """The blind index of customer emails for these settings' master key."""
+    return blind_indexes.for_settings(settings)
+
+
+def _sealed_personal_data(
+    sealer: privacy_service.Sealer, *, customer: Customer, shipping_address: ShippingAddress | None
+) -> tuple[bytes, bytes | None]:
+    return (
+        sealer.seal_json(CUSTOMER_FIELD, customer.model_dump(exclude_none=True)),
+        sealer.seal_json(ADDRESS_FIELD, shipping_address.model_dump(exclude_none=True))
+        if shipping_address is not None
+        else None,
+    )
+
+
+async def _read(db: Connection, tenant_id: str, row: Record, *, number: int | None = None) -> Order:
+    """The order of a row, its personal data opened."""
+    address: bytes | None = row["shipping_address"]
+    return _order(
+        row,
+        customer=Customer.model_validate(
+            await privacy_service.open_json(
+                db, tenant_id=tenant_id, field=CUSTOMER_FIELD, sealed=row["customer"]
+            )
+        ),
+        shipping_address=ShippingAddress.model_validate(
+            await privacy_service.open_json(
+                db, tenant_id=tenant_id, field=ADDRESS_FIELD, sealed=address
+            )
+        )
+        if address is not None
+        else None,
+        number=number,
+    )
+
+
+def _order(
+    row: Record,
+    *,
+    customer: Customer,
+    shipping_address: ShippingAddress | None,
+    number: int | None = None,
+) -> Order:
     currency: str = row["currency"]
 
     def amount(value: Decimal | str) -> Decimal:
@@ -151,12 +211,8 @@ def _order(row: Record, *, number: int | None = None) -> Order:
         number=number if number is not None else row["number"],
         status=OrderStatus(row["status"]),
         payment_status=PaymentStatus(row["payment_status"]),
-        customer=Customer.model_validate(row["customer"]),
-        shipping_address=(
-            ShippingAddress.model_validate(row["shipping_address"])
-            if row["shipping_address"] is not None
-            else None
-        ),
+        customer=customer,
+        shipping_address=shipping_address,
         currency=currency,
         lines=[
             OrderLine(
@@ -230,10 +286,11 @@ def _order(row: Record, *, number: int | None = None) -> Order:
 
 async def get(db: Connection, principal: Principal, *, order_id: UUID) -> Order:
     """Raises OrderNotFound (404), also for another tenant's order."""
-    row = await repository.get(db, tenant_id=_tenant(principal), order_id=order_id)
+    tenant_id = _tenant(principal)
+    row = await repository.get(db, tenant_id=tenant_id, order_id=order_id)
     if row is None:
         raise OrderNotFound()
-    return _order(row)
+    return await _read(db, tenant_id, row)
 
 
 async def list_orders(
@@ -273,12 +330,64 @@ async def list_orders(
         return str(value) if isinstance(value, Decimal) else value
 
     return page_of(
-        [_order(row) for row in rows],
+        [await _read(db, tenant_id, row) for row in rows],
         limit=limit,
         sort=sort,
         sort_value=sort_value,
         row_id=lambda order: order.id,
     )
+
+
+# --- a customer's data (privacy requests) -----------------------------------------------
+
+ERASED_EMAIL_DOMAIN = "erased.invalid"
+
+
+async def customer_orders(
+    db: Connection, principal: Principal, *, email: str, blind_index: BlindIndex
+) -> list[Order]:
+    """Every order of the customer with `email` (matched through the blind index: surrounding
+    space removed, case ignored), oldest first."""
+    tenant_id = _tenant(principal)
+    order_ids = await repository.ids_by_email_index(
+        db, tenant_id=tenant_id, email_index=blind_index.email(tenant_id, email)
+    )
+    return [await get(db, principal, order_id=order_id) for order_id in order_ids]
+
+
+async def erase_customer(
+    db: Connection, principal: Principal, *, email: str, blind_index: BlindIndex
+) -> list[Order]:
+    """Pseudonymise the orders of the customer with `email`: their customer becomes
+    `erased-<random>@erased.invalid` (one pseudonym for this request, derived from nothing),
+    its name, phone and the shipping address are dropped, and the email index follows the
+    pseudonym, so the email finds nothing any more. Numbers, lines, totals, payments,
+    refunds and returns stay. Each order gets a new version and an `OrderUpdated` event.
+    Returns the orders as they are now, oldest first (none: no such customer)."""
+    tenant_id = _tenant(principal)
+    order_ids = await repository.ids_by_email_index(
+        db, tenant_id=tenant_id, email_index=blind_index.email(tenant_id, email)
+    )
+    if not order_ids:
+        return []
+    for order_id in sorted(order_ids):
+        await _lock(db, principal, order_id=order_id, expected_version=None)
+    pseudonym = Customer(email=f"erased-{secrets.token_hex(8)}@{ERASED_EMAIL_DOMAIN}")
+    sealer = await privacy_service.sealer(db, tenant_id=tenant_id)
+    await repository.erase_customer(
+        db,
+        tenant_id=tenant_id,
+        order_ids=order_ids,
+        customer=sealer.seal_json(CUSTOMER_FIELD, pseudonym.model_dump(exclude_none=True)),
+        customer_email_index=blind_index.email(tenant_id, pseudonym.email),
+        actor=principal.actor,
+    )
+    erased: list[Order] = []
+    for order_id in order_ids:
+        order = await get(db, principal, order_id=order_id)
+        await _record(db, tenant_id=tenant_id, type=EventType.ORDER_UPDATED, order=order)
+        erased.append(order)
+    return erased
 
 
 # --- lines: resolving, pricing, reserving ------------------------------------------------
@@ -524,13 +633,14 @@ def _new_lines(lines: Sequence[_Line]) -> list[repository.NewLine]:
 
 
 async def _record(db: Connection, *, tenant_id: str, type: EventType, order: Order) -> None:
-    """The order's event, carrying the order as `GET` shows it after the change."""
+    """The order's event, carrying the order as `GET` shows it after the change, without its
+    personal data (`customer`, `shipping_address`): consumers that need them read the order."""
     await event_service.record(
         db,
         tenant_id=tenant_id,
         type=type,
         subject=f"orders/{order.id}",
-        data=order.model_dump(mode="json"),
+        data=order.model_dump(mode="json", exclude=set(PERSONAL_FIELDS)),
     )
 
 
@@ -561,6 +671,11 @@ async def create(
     )
     total = sum((line.total for line in lines), Decimal(0))
     _check_total(total, ["body", "lines"])
+    customer, address = _sealed_personal_data(
+        await privacy_service.sealer(db, tenant_id=tenant_id),
+        customer=body.customer,
+        shipping_address=body.shipping_address,
+    )
     order_id = await repository.insert_order(
         db,
         tenant_id=tenant_id,
@@ -568,13 +683,9 @@ async def create(
             payment_status=payment_status(total, Decimal(0)).value,
             currency=body.currency,
             total=total,
-            customer=body.customer.model_dump(exclude_none=True),
+            customer=customer,
             customer_email_index=blind_index.email(tenant_id, body.customer.email),
-            shipping_address=(
-                body.shipping_address.model_dump(exclude_none=True)
-                if body.shipping_address is not None
-                else None
-            ),
+            shipping_address=address,
             notes=body.notes,
             metadata=body.metadata,
             reservation_id=body.reservation_id,
@@ -619,7 +730,9 @@ async def create(
     assert row is not None
     # Last: the counter's row lock is held from here to the commit only.
     number = await repository.assign_number(db, tenant_id=tenant_id, order_id=order_id)
-    order = _order(row, number=number)
+    order = _order(
+        row, customer=body.customer, shipping_address=body.shipping_address, number=number
+    )
     await _record(db, tenant_id=tenant_id, type=EventType.ORDER_PLACED, order=order)
     return order
 
@@ -721,7 +834,11 @@ async def update(
         _require_editable(current, "its details can change")
         for name, value in details.items():
             changes[name] = (
-                value.model_dump(exclude_none=True) if isinstance(value, ShippingAddress) else value
+                (await privacy_service.sealer(db, tenant_id=tenant_id)).seal_json(
+                    ADDRESS_FIELD, value.model_dump(exclude_none=True)
+                )
+                if isinstance(value, ShippingAddress)
+                else value
             )
     if body.shipment is not None:
         provider = providers.shipping_provider(body.shipment.provider)
@@ -775,6 +892,7 @@ async def update(
     await repository.add_status_change(
         db, tenant_id=tenant_id, order_id=order_id, status=step.target.value, actor=principal.actor
     )
+    lifecycle.record_transition(order_id, status, step.target)
     changes["status"] = step.target.value
     return await _changed(db, principal, order_id=order_id, changes=changes, event=step.event)
 
@@ -1496,9 +1614,15 @@ async def rotate_secret(db: Connection, principal: Principal, *, provider: str) 
     this answer. Raises ProviderNotFound (404)."""
     if not known_provider(provider):
         raise ProviderNotFound(f"No provider `{provider}`.")
+    tenant_id = _tenant(principal)
     secret = signature.new_secret()
+    sealer = await privacy_service.sealer(db, tenant_id=tenant_id)
     row = await repository.put_secret(
-        db, tenant_id=_tenant(principal), provider=provider, secret=secret, actor=principal.actor
+        db,
+        tenant_id=tenant_id,
+        provider=provider,
+        secret=sealer.seal_json(SECRET_FIELD, secret),
+        actor=principal.actor,
     )
     return CallbackSecret(provider=row["provider"], secret=secret, created_at=row["created_at"])
 
@@ -1525,9 +1649,12 @@ async def handle_callback(
     """
     if not known_provider(provider):
         raise ProviderNotFound(f"No provider `{provider}`.")
-    secret = await repository.get_secret(db, tenant_id=tenant_id, provider=provider)
-    if secret is None:
+    sealed = await repository.get_secret(db, tenant_id=tenant_id, provider=provider)
+    if sealed is None:
         raise InvalidSignature("No callback secret is set for this provider.")
+    secret = str(
+        await privacy_service.open_json(db, tenant_id=tenant_id, field=SECRET_FIELD, sealed=sealed)
+    )
     webhook_id = signature.verify(secret, headers=headers, body=body, now=now or datetime.now(UTC))
     if not await repository.claim_callback(
         db, tenant_id=tenant_id, provider=provider, webhook_id=webhook_id

@@ -1,12 +1,25 @@
-"""`/api/v1/tenants`: the tenant lifecycle, for platform operators."""
+"""`/api/v1/tenants`: the tenant lifecycle, for platform operators.
+
+The export streams (it may be large), so it is not a `TransactionalRoute`: like the event
+stream, it authorizes in a short transaction of its own, then reads in another that lasts
+as long as the client reads (`export_router`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from shelfkeeper.auth.dependencies import PlatformAdministrator, PlatformSession
+from shelfkeeper.auth.dependencies import (
+    PlatformAdministrator,
+    PlatformSession,
+    authenticate,
+    bearer,
+    platform_principal,
+)
+from shelfkeeper.db.database import Database
 from shelfkeeper.kit.conditional import check_not_modified, expected_version, set_etag
 from shelfkeeper.kit.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReuse
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
@@ -20,6 +33,13 @@ router = APIRouter(
     tags=["Tenants"],
     route_class=TransactionalRoute,
     responses=problem_responses(Forbidden),
+)
+
+export_router = APIRouter(
+    prefix="/tenants",
+    tags=["Tenants"],
+    responses=problem_responses(Forbidden),
+    dependencies=[Depends(bearer)],  # the security scheme, in the OpenAPI document
 )
 
 TenantIdPath = Annotated[
@@ -91,3 +111,68 @@ async def update_tenant(
     )
     set_etag(response, tenant.version)
     return tenant
+
+
+@router.delete(
+    "/{tenant_id}",
+    status_code=204,
+    summary="Offboard a tenant",
+    description="Deletes the tenant and every row of every table it owns (orders, stock, "
+    "events, API keys, idempotency keys, audit trail, ...) and destroys its data keys, so "
+    "that its encrypted personal data cannot be read from any backup taken afterwards. "
+    "Then `GET` answers 404. Export first (`/export`) if the data is to be kept.",
+    responses=problem_responses(service.TenantNotFound),
+)
+async def delete_tenant(
+    tenant_id: TenantIdPath, principal: PlatformAdministrator, db: PlatformSession
+) -> None:
+    await service.delete(db, tenant_id=tenant_id)
+
+
+NDJSON = "application/x-ndjson"
+
+
+@export_router.get(
+    "/{tenant_id}/export",
+    summary="Export everything a tenant owns",
+    description="Streams the tenant and every row of every table it owns, personal data "
+    'decrypted, from one consistent snapshot. `format=json` (default): `{"tenant": {...}, '
+    '"tables": {"<table>": [rows...]}}`; `format=ndjson` (or `Accept: application/x-ndjson`): '
+    'one `{"table", "row"}` object per line, the tenant first. Data keys and stored '
+    "idempotent responses are left out; credentials (callback secrets) are null.",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The export.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                NDJSON: {"schema": {"type": "string"}},
+            },
+        },
+        **problem_responses(service.TenantNotFound),
+    },
+)
+async def export_tenant(
+    tenant_id: TenantIdPath,
+    request: Request,
+    format: Annotated[
+        Literal["json", "ndjson"] | None,
+        Query(description="`json` or `ndjson`; unset: by `Accept`, else `json`."),
+    ] = None,
+) -> StreamingResponse:
+    database: Database = request.app.state.database
+    async with database.transaction(readonly=True) as connection:
+        request.state.connection = connection
+        try:
+            principal = await authenticate(request, await bearer(request))
+            await platform_principal(request, principal)
+            await service.get(connection, tenant_id=tenant_id)
+        finally:
+            del request.state.connection
+    ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
+    extension = "ndjson" if ndjson else "json"
+    return StreamingResponse(
+        service.export(database, tenant_id=tenant_id, ndjson=ndjson),
+        media_type=NDJSON if ndjson else "application/json",
+        headers={"Content-Disposition": f'attachment; filename="{tenant_id}.{extension}"'},
+    )

@@ -1,12 +1,18 @@
-"""SQL for the `tenant` table (platform-level: not under row-level security)."""
+"""SQL for the `tenant` table (platform-level: not under row-level security).
+
+And, for offboarding, the one place that reads every tenant-owned table without knowing
+them: the catalogue names the tables with a `tenant_id` column, and `tenant_rows` reads one
+tenant's rows of each (under that tenant's binding, so row-level security still applies).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
-from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.db.database import Connection, Record, quote_identifier
 from shelfkeeper.kit.pagination import Keyset
 
 COLUMNS = "id, name, settings, status, version, created_at, updated_at"
@@ -94,3 +100,57 @@ async def update(
 
 async def all_ids(db: Connection) -> list[str]:
     return [row["id"] for row in await db.fetch("SELECT id FROM tenant ORDER BY id")]
+
+
+async def delete(db: Connection, tenant_id: str) -> bool:
+    """Delete the tenant; every tenant-owned row goes with it (each table's foreign key to
+    `tenant` cascades). False when there was no such tenant."""
+    deleted: str | None = await db.fetchval(
+        "DELETE FROM tenant WHERE id = $1 RETURNING id", tenant_id
+    )
+    return deleted is not None
+
+
+async def restricting_tables(db: Connection) -> list[str]:
+    """Tables whose rows a foreign key declared `ON DELETE RESTRICT` protects their parent
+    row with (`stock_level` keeps a location from being deleted while it has levels):
+    the cascade from `tenant` cannot pass them, so offboarding deletes their rows first."""
+    rows = await db.fetch(
+        """
+        SELECT DISTINCT c.relname FROM pg_constraint k
+        JOIN pg_class c ON c.oid = k.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE k.contype = 'f' AND k.confdeltype = 'r' AND n.nspname = current_schema()
+        ORDER BY c.relname
+        """
+    )
+    return [row["relname"] for row in rows]
+
+
+async def delete_tenant_rows(db: Connection, *, table: str, tenant_id: str) -> None:
+    """Delete the tenant's rows of `table` (a catalogue name); `db` bound to the tenant."""
+    await db.execute(f"DELETE FROM {quote_identifier(table)} WHERE tenant_id = $1", tenant_id)
+
+
+async def tenant_tables(db: Connection) -> list[str]:
+    """Every table with a `tenant_id` column that this role may read, by name."""
+    rows = await db.fetch(
+        """
+        SELECT c.relname FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a
+          ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+          AND NOT c.relispartition AND has_table_privilege(c.oid, 'SELECT')
+        ORDER BY c.relname
+        """
+    )
+    return [row["relname"] for row in rows]
+
+
+async def tenant_rows(db: Connection, *, table: str, tenant_id: str) -> AsyncIterator[Record]:
+    """The tenant's rows of `table` (a name from `tenant_tables`), read through a cursor:
+    `db` must be in a transaction bound to the tenant."""
+    query = f"SELECT * FROM {quote_identifier(table)} WHERE tenant_id = $1"
+    async for row in db.cursor(query, tenant_id, prefetch=500):
+        yield row

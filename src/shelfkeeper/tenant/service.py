@@ -1,14 +1,26 @@
-"""Tenant lifecycle rules, and entering a tenant for a tenant-scoped request."""
+"""Tenant lifecycle rules, and entering a tenant for a tenant-scoped request.
+
+Offboarding (`delete`, `export`) is cross-domain by nature, and lives here, in one place:
+the export reads every tenant-owned table (found in the catalogue, not listed), and the
+deletion relies on every tenant table's foreign key to `tenant` cascading.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Record, bind_tenant
+from shelfkeeper.kit import idempotency
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, Forbidden, NotFound, VersionMismatch
+from shelfkeeper.privacy import service as privacy_service
 from shelfkeeper.tenant import repository
 from shelfkeeper.tenant.schemas import (
     RateLimit,
@@ -157,3 +169,137 @@ async def update(
 async def all_ids(db: Connection) -> list[str]:
     """Every tenant's id, for platform jobs that visit each tenant in turn."""
     return await repository.all_ids(db)
+
+
+# --- offboarding -------------------------------------------------------------------------
+
+
+async def delete(db: Connection, *, tenant_id: str) -> None:
+    """Offboard a tenant: destroy its data keys (so whatever they sealed, in any backup
+    taken from now on, cannot be opened), delete its stored idempotent responses (kept
+    under the tenant's id without a foreign key, since the platform scope has some too)
+    and the rows that a `RESTRICT` foreign key would hold the cascade up with, then the
+    tenant, whose deletion cascades to every row of every tenant-owned table. Raises
+    TenantNotFound (404)."""
+    await bind_tenant(db, tenant_id)
+    await privacy_service.destroy_keys(db, tenant_id=tenant_id)
+    await idempotency.forget(db, scope=tenant_id)
+    for table in await repository.restricting_tables(db):
+        await repository.delete_tenant_rows(db, table=table, tenant_id=tenant_id)
+    await bind_tenant(db, PLATFORM_SCOPE)
+    if not await repository.delete(db, tenant_id):
+        raise TenantNotFound(f"No tenant `{tenant_id}`.")
+
+
+EXPORT_SKIPPED_TABLES = frozenset({"tenant_data_key", "idempotency_key"})
+"""Not exported: key material, and the replay cache of responses (copies of data that is
+exported from its own table)."""
+
+
+def _is_credential(column: str) -> bool:
+    """Signing secrets (callback and webhook secrets: `secret`, `..._secret`) are exported
+    as null: the export is data, not a way to impersonate the tenant's integrations."""
+    return column == "secret" or column.endswith("_secret")
+
+
+EXPORT_CHUNK_BYTES = 64 * 1024
+
+
+def _json_default(value: object) -> Any:
+    """Timestamps as ISO 8601; UUIDs, decimals (exact) and anything else as text."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, default=_json_default, separators=(",", ":")).encode()
+
+
+async def _exported_row(db: Connection, tenant_id: str, table: str, row: Record) -> dict[str, Any]:
+    """The row as JSON-ready values, sealed values opened (other bytes as base64)."""
+    values: dict[str, Any] = {}
+    for column, value in row.items():
+        if _is_credential(column):
+            values[column] = None
+        elif isinstance(value, bytes):
+            values[column] = base64.b64encode(value).decode()
+            if privacy_service.is_sealed(value):
+                try:
+                    values[column] = await privacy_service.open_json(
+                        db, tenant_id=tenant_id, field=f"{table}.{column}", sealed=value
+                    )
+                except (privacy_service.DataKeyUnavailable, ValueError):
+                    logger.warning("tenant export: %s.%s did not open", table, column)
+        else:
+            values[column] = value
+    return values
+
+
+async def export(database: Database, *, tenant_id: str, ndjson: bool) -> AsyncIterator[bytes]:
+    """Everything the tenant owns, streamed: the tenant, then each tenant-owned table's rows
+    (personal data opened), from one consistent snapshot.
+
+    NDJSON: one `{"table", "row"}` object per line, the tenant first (`"table": "tenant"`).
+    JSON: `{"tenant": {...}, "tables": {"<table>": [rows...], ...}}`. The tenant's data
+    keys and stored idempotent responses are left out, signing secrets are null. Holds one
+    pooled connection, in a read-only repeatable-read transaction bound to the tenant,
+    while the client reads.
+    """
+    buffered: list[bytes] = []
+    size = 0
+
+    def push(piece: bytes) -> bytes | None:
+        nonlocal size
+        buffered.append(piece)
+        size += len(piece)
+        if size < EXPORT_CHUNK_BYTES:
+            return None
+        chunk = b"".join(buffered)
+        buffered.clear()
+        size = 0
+        return chunk
+
+    async with database.pool.acquire() as acquired:
+        db = cast(Connection, acquired)
+        async with db.transaction(isolation="repeatable_read", readonly=True):
+            await bind_tenant(db, tenant_id)
+            tenant = await repository.get(db, tenant_id)
+            if tenant is None:  # offboarded since the request was authorized
+                if not ndjson:
+                    yield b'{"tenant":null,"tables":{}}\n'
+                return
+            tenant_row = dict(tenant.items())
+            opening = (
+                _dumps({"table": "tenant", "row": tenant_row}) + b"\n"
+                if ndjson
+                else b'{"tenant":' + _dumps(tenant_row) + b',"tables":{'
+            )
+            if (chunk := push(opening)) is not None:
+                yield chunk
+            tables = [
+                table
+                for table in await repository.tenant_tables(db)
+                if table not in EXPORT_SKIPPED_TABLES
+            ]
+            for index, table in enumerate(tables):
+                if not ndjson:
+                    head = (b"," if index else b"") + _dumps(table) + b":["
+                    if (chunk := push(head)) is not None:
+                        yield chunk
+                first = True
+                async for row in repository.tenant_rows(db, table=table, tenant_id=tenant_id):
+                    values = await _exported_row(db, tenant_id, table, row)
+                    if ndjson:
+                        piece = _dumps({"table": table, "row": values}) + b"\n"
+                    else:
+                        piece = (b"" if first else b",") + _dumps(values)
+                    first = False
+                    if (chunk := push(piece)) is not None:
+                        yield chunk
+                if not ndjson and (chunk := push(b"]")) is not None:
+                    yield chunk
+            if not ndjson:
+                push(b"}}\n")
+    if buffered:
+        yield b"".join(buffered)

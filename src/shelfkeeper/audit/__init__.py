@@ -1,0 +1,1 @@
+"""The audit trail: one append-only entry per change, written in the change's transaction."""

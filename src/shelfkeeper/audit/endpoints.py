@@ -1,0 +1,167 @@
+"""`/api/v1/{tenantId}/audit-log`: the tenant's audit trail (admins only), and the hook
+that audits every mutating request (`app.state.auditor`, called by `TransactionalRoute`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
+
+from shelfkeeper.audit import service
+from shelfkeeper.audit.schemas import AuditEntry
+from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Administrator, TenantSession
+from shelfkeeper.auth.principal import Principal
+from shelfkeeper.db.database import Connection
+from shelfkeeper.kit import context, recording
+from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
+from shelfkeeper.kit.routing import TransactionalRoute
+
+TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _timestamp_text(value: object) -> object:
+    """Only a written-out timestamp: not the number of seconds pydantic would also take."""
+    if value is not None and not (isinstance(value, str) and TIMESTAMP_TEXT.match(value)):
+        raise ValueError("an RFC 3339 timestamp, e.g. 2026-12-04T10:00:00Z")
+    return value
+
+
+router = APIRouter(
+    prefix="/{tenant_id}/audit-log",
+    tags=["Audit"],
+    route_class=TransactionalRoute,
+    responses=TENANT_SCOPED_PROBLEMS,
+)
+
+
+@router.get(
+    "",
+    summary="List audit entries",
+    description="Every change made in the tenant, newest first: who (`actor`, `role`), "
+    "when, from which request (`request_id`, `client_address`), what (`action`, "
+    "`entity_type`, `entity_id`) and the changed fields (`before`, `after`), with personal "
+    "data and secrets redacted. Admins only.",
+)
+async def list_audit_entries(
+    principal: Administrator,
+    db: TenantSession,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    entity_type: Annotated[
+        str | None, Query(max_length=100, description="e.g. `location`, `item`, `order`.")
+    ] = None,
+    entity_id: Annotated[str | None, Query(max_length=200)] = None,
+    actor: Annotated[
+        str | None, Query(max_length=300, description="e.g. `user:alice`, `api_key:<id>`.")
+    ] = None,
+    after: Annotated[
+        datetime | None,
+        Query(description="Only entries strictly after this time (RFC 3339; UTC if no zone)."),
+        BeforeValidator(_timestamp_text),
+    ] = None,
+) -> Page[AuditEntry]:
+    return await service.list_entries(
+        db,
+        principal,
+        cursor=cursor,
+        limit=limit,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor=actor,
+        after=after,
+    )
+
+
+# --- auditing every mutating request ------------------------------------------------------
+
+
+def _singular(segment: str) -> str:
+    name = segment.replace("-", "_")
+    if name == "inventory":
+        return "item"
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if name.endswith("s") and not name.endswith("ss"):
+        return name[:-1]
+    return name
+
+
+def _response_id(response: Response) -> str | None:
+    body = getattr(response, "body", b"")
+    if not body or not response.headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    identifier = document.get("id") if isinstance(document, dict) else None
+    return str(identifier) if isinstance(identifier, str | int) else None
+
+
+def generic_change(request: Request, response: Response) -> recording.Change | None:
+    """The change a request made, told by its route: the operation's name as the action;
+    as the entity, what its response's `id` names if it created something (`POST` ending
+    in a literal segment), or else the last id of its path; the entity type from the
+    literal segments around it (`/orders/{order_id}/returns` → `order_return`)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return None
+    segments = [part for part in route.path.split("/") if part]
+    if "{tenant_id}" in segments:
+        segments = segments[segments.index("{tenant_id}") + 1 :]
+    literals = [part for part in segments if not part.startswith("{")]
+    if not literals:
+        return None
+    created = request.method == "POST" and not segments[-1].startswith("{")
+    entity_id = _response_id(response) if created else None
+    if entity_id is None:
+        parameters = [part[1:-1] for part in segments if part.startswith("{")]
+        if parameters:
+            value = request.path_params.get(parameters[-1])
+            entity_id = None if value is None else str(value)
+            # the entity is what the last id names: drop the literals after it
+            last = max(index for index, part in enumerate(segments) if part.startswith("{"))
+            literals = [part for part in segments[:last] if not part.startswith("{")] or literals
+    entity_type = "_".join(_singular(part) for part in literals[-2:])
+    return recording.Change(entity_type, entity_id, route.name)
+
+
+async def audit_request(
+    request: Request,
+    connection: Connection,
+    response: Response,
+    changes: Sequence[recording.Change],
+) -> None:
+    """Write the audit entries of a successful mutating tenant request, in its transaction.
+
+    Requests that entered no tenant (platform operations, routes of their own) are not
+    in any tenant's trail.
+    """
+    principal = getattr(request.state, "principal", None)
+    tenant_id = request.path_params.get("tenant_id")
+    if (
+        not isinstance(principal, Principal)
+        or principal.tenant_id is None
+        or principal.tenant_id != tenant_id
+        or context.bound_fields(request.scope).get("tenant") != tenant_id
+    ):
+        return
+    origin = service.Origin.of(
+        principal,
+        request_id=getattr(request.state, "request_id", None),
+        client=request.client.host if request.client is not None else None,
+    )
+    await service.write(
+        connection,
+        tenant_id=tenant_id,
+        origin=origin,
+        changes=changes,
+        otherwise=generic_change(request, response),
+    )

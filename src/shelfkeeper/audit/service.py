@@ -1,0 +1,220 @@
+"""Audit rules: which entries a unit of work writes, what they may hold, and reading them.
+
+A request's (or a job's) changes, described by the services that made them
+(`kit.recording.record_change`), become one entry each, written in the transaction that
+made them; a mutating request whose services described nothing still gets one generic
+entry (its operation and the entity its path or response names). Entries never hold
+personal data or secrets: fields whose names suggest them are replaced by `[REDACTED]`
+(at any depth), and e-mail addresses, tokens, API keys and webhook secrets are scrubbed
+from every text. Only the fields that changed are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from shelfkeeper.audit import repository
+from shelfkeeper.audit.schemas import AuditEntry
+from shelfkeeper.auth.principal import Principal
+from shelfkeeper.db.database import Connection, Database, Record
+from shelfkeeper.kit import recording
+from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
+from shelfkeeper.observability.logging import scrub
+
+REDACTED = "[REDACTED]"
+SENSITIVE_KEY = re.compile(
+    r"e-?mail|phone|address|customer|first_?name|last_?name|full_?name|birth"
+    r"|secret|token|passw|api[-_]?key|key_hash|hash$|credential|authori[sz]ation|cookie"
+    r"|^notes?$|metadata",
+    re.IGNORECASE,
+)
+"""Field names whose values never enter the trail: personal data (a customer and anything
+under it, addresses, contact details), secrets, and free texts that may hold either."""
+SORT = "-occurred_at"
+SORT_FIELDS = {"occurred_at": SortField("occurred_at", TIMESTAMP_FIELD)}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who made a unit of work's changes, and from where."""
+
+    actor: str
+    role: str | None
+    request_id: str | None = None
+    client_address: str | None = None
+
+    @classmethod
+    def of(
+        cls, principal: Principal, *, request_id: str | None = None, client: str | None = None
+    ) -> Origin:
+        role = principal.primary_role
+        return cls(
+            actor=principal.actor,
+            role=role.value if role is not None else None,
+            request_id=request_id,
+            client_address=client,
+        )
+
+
+SYSTEM = Origin(actor="system", role=None)
+"""The service itself (jobs): no role, no request."""
+
+
+def redact(value: Any) -> Any:
+    """`value` (JSON-like) without personal data or secrets (a sensitive field that is
+    null stays null: it holds nothing)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {
+            str(key): REDACTED
+            if item is not None and SENSITIVE_KEY.search(str(key))
+            else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def _fields(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    jsonable = to_jsonable_python(dict(value), fallback=str)
+    redacted: dict[str, Any] = redact(jsonable)
+    return redacted
+
+
+def _changed(change: recording.Change) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The change's before and after, keeping only the fields that differ when it has both."""
+    before, after = _fields(change.before), _fields(change.after)
+    if before is not None and after is not None:
+        differing = {
+            key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+        }
+        before = {key: value for key, value in before.items() if key in differing}
+        after = {key: value for key, value in after.items() if key in differing}
+    return before, after
+
+
+def entries(origin: Origin, changes: Sequence[recording.Change]) -> list[repository.NewEntry]:
+    result = []
+    for change in changes:
+        before, after = _changed(change)
+        result.append(
+            repository.NewEntry(
+                actor=origin.actor,
+                role=origin.role,
+                action=change.action,
+                entity_type=change.entity_type,
+                entity_id=None if change.entity_id is None else scrub(change.entity_id),
+                before=before,
+                after=after,
+                request_id=origin.request_id,
+                client_address=origin.client_address,
+            )
+        )
+    return result
+
+
+async def write(
+    db: Connection,
+    *,
+    tenant_id: str,
+    origin: Origin,
+    changes: Sequence[recording.Change],
+    otherwise: recording.Change | None = None,
+) -> int:
+    """Append one entry per change, or the entry `otherwise` when there is none, in the
+    transaction `db` (bound to `tenant_id`); returns how many were written."""
+    described = list(changes) or ([otherwise] if otherwise is not None else [])
+    if not described:
+        return 0
+    await repository.insert(db, tenant_id=tenant_id, entries=entries(origin, described))
+    return len(described)
+
+
+async def write_each(
+    db: Connection,
+    *,
+    tenant_id: str,
+    described: Sequence[tuple[Origin, Sequence[recording.Change]]],
+) -> int:
+    """Append the entries of several units of work at once (each with its own origin), in
+    the transaction `db` (bound to `tenant_id`), sent together. Returns how many."""
+    new = [entry for origin, changes in described for entry in entries(origin, changes)]
+    if new:
+        await repository.insert(db, tenant_id=tenant_id, entries=new)
+    return len(new)
+
+
+@asynccontextmanager
+async def audited_transaction(
+    database: Database, tenant_id: str, *, origin: Origin = SYSTEM
+) -> AsyncIterator[Connection]:
+    """A transaction bound to `tenant_id` for work outside a request (jobs, signed
+    callbacks): the changes its services describe are audited in it, as `origin`, and its
+    after-commit work runs once it has committed. Writes no generic entry."""
+    with recording.unit_of_work() as work:
+        async with database.tenant_transaction(tenant_id) as db:
+            yield db
+            await write(db, tenant_id=tenant_id, origin=origin, changes=work.changes)
+    work.committed()
+
+
+def _entry(row: Record) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        occurred_at=row["occurred_at"],
+        actor=row["actor"],
+        role=row["role"],
+        action=row["action"],
+        entity_type=row["entity_type"],
+        entity_id=row["entity_id"],
+        before=row["before"],
+        after=row["after"],
+        request_id=row["request_id"],
+        client_address=row["client_address"],
+    )
+
+
+async def list_entries(
+    db: Connection,
+    principal: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor: str | None = None,
+    after: datetime | None = None,
+) -> Page[AuditEntry]:
+    """The tenant's entries, newest first; `after` keeps those strictly later (a time
+    without a zone is UTC). Raises ValidationFailed (422) for a foreign cursor."""
+    assert principal.tenant_id is not None
+    if after is not None and after.tzinfo is None:
+        after = after.replace(tzinfo=UTC)
+    page = keyset(sort=SORT, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
+    rows = await repository.list_page(
+        db,
+        tenant_id=principal.tenant_id,
+        keyset=page,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor=actor,
+        after=after,
+    )
+    return page_of(
+        [_entry(row) for row in rows],
+        limit=limit,
+        sort=SORT,
+        sort_value=lambda entry: entry.occurred_at,
+        row_id=lambda entry: entry.id,
+    )

@@ -1,0 +1,34 @@
+"""The `tenant_data_key` table: each tenant's data keys, stored only wrapped.
+
+`version` numbers a tenant's keys (1, 2, ...; sealed values name the version they were
+sealed under); `master_key` is the fingerprint of the master key that wrapped it. Deleting
+a tenant's rows destroys its keys: what they sealed cannot be opened again.
+"""
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+from shelfkeeper.db.metadata import metadata
+
+tenant_data_key = Table(
+    "tenant_data_key",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("master_key", Text, nullable=False),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("tenant_id", "version"),
+    ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+    CheckConstraint("version >= 1", name="version_positive"),
+)
