@@ -215,3 +215,29 @@ async def test_a_stock_statement_wakes_the_relay(
         await listener.close()
 
     assert world.a in payloads
+
+
+async def test_events_written_in_the_same_microsecond_are_numbered_as_written(
+    world: TenantWorld, database: Database, owner_connection: Connection
+) -> None:
+    # One statement may write many events within one microsecond of `clock_timestamp()`
+    # (a coalesced reservation round writes one per request); here every one has the same.
+    await owner_connection.execute(
+        """
+        INSERT INTO event (tenant_id, type, subject, data, time)
+        SELECT $1, 'InventoryUpdated', 'inventory/tie', jsonb_build_object('n', n),
+               '2026-12-04T12:00:00Z'
+        FROM generate_series(1, 60) AS n
+        ORDER BY n
+        """,
+        world.a,
+    )
+
+    assert await relay.relay_tenant(database, tenant_id=world.a)
+
+    written = await owner_connection.fetch(
+        "SELECT (data->>'n')::int AS n FROM event WHERE tenant_id = $1 "
+        "AND subject = 'inventory/tie' ORDER BY sequence",
+        world.a,
+    )
+    assert [row["n"] for row in written] == list(range(1, 61))

@@ -3,13 +3,15 @@
 A state change inserts its event in the same transaction, with `sequence` NULL. Writers only
 ever INSERT, so recording events never serialises unrelated changes on a shared row. The
 per-tenant `sequence` is assigned later by the relay, in commit order, to rows that are
-already committed (see docs/events.md).
+already committed (see docs/events.md); `written` (an identity) orders events written in the
+same microsecond as they were written.
 """
 
 from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKeyConstraint,
+    Identity,
     Index,
     PrimaryKeyConstraint,
     Table,
@@ -33,6 +35,7 @@ event = Table(
         "time", TIMESTAMP(timezone=True), nullable=False, server_default=text("clock_timestamp()")
     ),
     Column("sequence", BigInteger, nullable=True),
+    Column("written", BigInteger, Identity(always=True), nullable=False),
     PrimaryKeyConstraint("tenant_id", "id"),
     UniqueConstraint("tenant_id", "sequence"),
     ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
@@ -40,7 +43,7 @@ event = Table(
         "ix_event_unsequenced",
         "tenant_id",
         "time",
-        "id",
+        "written",
         postgresql_where=text("sequence IS NULL"),
     ),
 )

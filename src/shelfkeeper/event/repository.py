@@ -51,10 +51,10 @@ WITH numbered AS (
     UPDATE event
     SET sequence = base.max_sequence + batch.position
     FROM (
-        SELECT id, row_number() OVER (ORDER BY time, id) AS position
+        SELECT id, row_number() OVER (ORDER BY time, written) AS position
         FROM event
         WHERE tenant_id = $1 AND sequence IS NULL
-        ORDER BY time, id
+        ORDER BY time, written
         LIMIT $2
     ) AS batch,
     (SELECT coalesce(max(sequence), 0) AS max_sequence FROM event WHERE tenant_id = $1) AS base
