@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from shelfkeeper.db.database import Connection
+from shelfkeeper.privacy import service as privacy_service
 from tests.conftest import TenantWorld
 from tests.event.webhook_receiver import (
     PUBLIC_URL,
@@ -270,3 +271,20 @@ async def test_webhooks_are_listed_page_by_page(
         f"{deliveries_url(world.a, created[0])}/{uuid.uuid4()}/redeliver", headers=headers
     )
     assert missing.status_code == 404
+
+
+async def test_the_signing_secret_is_sealed_at_rest(
+    client: httpx.AsyncClient, world: TenantWorld, owner_connection: Connection
+) -> None:
+    created = await create_webhook(client, world, tenant=world.a, url=PUBLIC_URL)
+    secret = created["secret"]
+
+    stored = await owner_connection.fetchval(
+        "SELECT secret FROM webhook_endpoint WHERE tenant_id = $1 AND id = $2",
+        world.a,
+        uuid.UUID(created["id"]),
+    )
+
+    assert secret.encode() not in stored
+    assert secret.removeprefix("whsec_").encode() not in stored
+    assert privacy_service.is_sealed(stored)

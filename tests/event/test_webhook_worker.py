@@ -9,10 +9,12 @@ import subprocess
 from pathlib import Path
 
 from shelfkeeper.auth.principal import Principal, Role
+from shelfkeeper.config import Settings
 from shelfkeeper.db.database import Connection, Database
 from shelfkeeper.event import webhook_service
 from shelfkeeper.event.webhook_schemas import WebhookCreate
 from shelfkeeper.kit import outbound
+from shelfkeeper.privacy import service as privacy_service
 from tests.conftest import JWT_SECRET, TenantWorld
 from tests.event.factories import record
 from tests.event.webhook_receiver import Received, Receiver
@@ -49,6 +51,7 @@ async def delivery_state(owner: Connection, *, tenant: str) -> tuple[str, int, b
 
 async def test_a_delivery_in_flight_when_the_worker_is_killed_is_delivered_by_the_next(
     database_url: str,
+    settings: Settings,
     tmp_path: Path,
     world: TenantWorld,
     database: Database,
@@ -65,10 +68,15 @@ async def test_a_delivery_in_flight_when_the_worker_is_killed_is_delivered_by_th
         tmp_path,
         DATABASE_URL=database_url,
         SHELFKEEPER_JWT_SECRET=JWT_SECRET,
+        # the key the endpoint's secret was sealed under (the tenant's data key is wrapped by it)
+        SHELFKEEPER_MASTER_KEY=settings.master_key_bytes.decode(),
         SHELFKEEPER_RELAY_POLL_INTERVAL_SECONDS="0.2",
         SHELFKEEPER_WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
         SHELFKEEPER_WEBHOOK_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
     )
+    # the tenant's data key (which seals the endpoint's secret) is wrapped under the master
+    # key the worker is given
+    privacy_service.use_master_key(settings)
     async with Receiver(hang_first) as receiver:
         async with database.tenant_transaction(world.a) as db:
             webhook = await webhook_service.create(

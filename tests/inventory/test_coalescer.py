@@ -239,4 +239,3 @@ async def test_tenants_are_kept_apart(
 
     assert outcome == Outcome(accepted=False, plain=True)
     assert await level_row(owner_connection, tenant=world.a, variant=variant) == (5, 0, 1)
-

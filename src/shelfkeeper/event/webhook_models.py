@@ -1,8 +1,8 @@
 """The webhook tables: endpoints, their deliveries (one per endpoint and event), and each
 delivery's attempts.
 
-`webhook_endpoint.secret` is the signing key as is: it must be usable for HMAC, so it cannot
-be hashed (encrypting it at rest is the privacy work's). A delivery is created by the relay
+`webhook_endpoint.secret` is the signing key, sealed under the tenant's data key (it must be
+usable for HMAC, so it cannot be hashed; migration 0013 has the details). A delivery is created by the relay
 in the transaction that numbers its event, and its `event_sequence` and `subject` are copied
 from the event so the dispatcher can order a subject's deliveries without a join.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -34,7 +35,7 @@ webhook_endpoint = Table(
     Column("url", Text, nullable=False),
     Column("events", ARRAY(Text), nullable=False),
     Column("description", Text, nullable=True),
-    Column("secret", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
     Column("disabled_at", TIMESTAMP(timezone=True), nullable=True),

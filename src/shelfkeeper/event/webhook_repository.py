@@ -31,7 +31,7 @@ EVENT_TYPE = (
 
 
 async def insert_endpoint(
-    db: Connection, *, tenant_id: str, values: dict[str, Any], secret: str, actor: str
+    db: Connection, *, tenant_id: str, values: dict[str, Any], secret: bytes, actor: str
 ) -> Record:
     row = await db.fetchrow(
         f"""

@@ -33,8 +33,11 @@ from shelfkeeper.event.webhook_schemas import (
 from shelfkeeper.kit import outbound
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, NotFound, VersionMismatch, validation_error
+from shelfkeeper.privacy import service as privacy_service
 
 SECRET_PREFIX = "whsec_"
+SECRET_FIELD = "webhook_endpoint.secret"
+"""The field a signing secret is sealed for (associated data of its ciphertext)."""
 SORT_FIELDS = {
     "created_at": SortField("created_at", TIMESTAMP_FIELD),
     "updated_at": SortField("updated_at", TIMESTAMP_FIELD),
@@ -149,8 +152,14 @@ async def create(
     secret = new_secret()
     values = body.model_dump()
     values["events"] = [event.value for event in body.events]
+    tenant_id = _tenant(principal)
+    sealer = await privacy_service.sealer(db, tenant_id=tenant_id)
     row = await repository.insert_endpoint(
-        db, tenant_id=_tenant(principal), values=values, secret=secret, actor=principal.actor
+        db,
+        tenant_id=tenant_id,
+        values=values,
+        secret=sealer.seal_json(SECRET_FIELD, secret),
+        actor=principal.actor,
     )
     return WebhookCreated(**_webhook(row).model_dump(), secret=secret)
 
@@ -337,6 +346,10 @@ async def claim(db: Connection, *, tenant_id: str, limit: int, lease_seconds: fl
     rows = await repository.claim_due(
         db, tenant_id=tenant_id, limit=limit, lease_seconds=lease_seconds
     )
+    secrets_of = {
+        row["endpoint_id"]: await _open_secret(db, tenant_id=tenant_id, stored=row["secret"])
+        for row in rows
+    }
     return [
         Claim(
             tenant_id=tenant_id,
@@ -346,11 +359,21 @@ async def claim(db: Connection, *, tenant_id: str, limit: int, lease_seconds: fl
             attempt=row["attempts"],
             scheduled_attempt=row["scheduled_attempts"],
             url=row["url"],
-            secret=row["secret"],
+            secret=secrets_of[row["endpoint_id"]],
             event=event_service.envelope(tenant_id, row),
         )
         for row in rows
     ]
+
+
+async def _open_secret(db: Connection, *, tenant_id: str, stored: bytes) -> str:
+    """An endpoint's signing secret: sealed under the tenant's data key, or (written before
+    secrets were sealed, migration 0013) its plain UTF-8 bytes."""
+    if not privacy_service.is_sealed(stored):
+        return stored.decode()
+    return str(
+        await privacy_service.open_json(db, tenant_id=tenant_id, field=SECRET_FIELD, sealed=stored)
+    )
 
 
 async def has_pending(db: Connection, *, tenant_id: str) -> bool:
