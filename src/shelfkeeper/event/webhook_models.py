@@ -2,9 +2,10 @@
 delivery's attempts.
 
 `webhook_endpoint.secret` is the signing key, sealed under the tenant's data key (it must be
-usable for HMAC, so it cannot be hashed; migration 0013 has the details). A delivery is created by the relay
-in the transaction that numbers its event, and its `event_sequence` and `subject` are copied
-from the event so the dispatcher can order a subject's deliveries without a join.
+usable for HMAC, so it cannot be hashed; migration 0013 has the details). A delivery is
+created by the relay in the transaction that numbers its event, and its `event_sequence` and
+`subject` are copied from the event so the dispatcher can order a subject's deliveries
+without a join.
 """
 
 from sqlalchemy import (
