@@ -61,6 +61,15 @@ async def test_a_signed_payment_callback_records_a_payment_once(
         ("12.00", "ch_1", "system")
     ]
     assert await receipts(owner_connection, world.a) == 1
+    audited = await owner_connection.fetch(
+        "SELECT actor, role, action, entity_id, after FROM audit_entry "
+        "WHERE tenant_id = $1 AND action = 'record_payment'",
+        world.a,
+    )
+    assert [(row["actor"], row["role"], row["entity_id"]) for row in audited] == [
+        ("system", None, order["id"])
+    ]
+    assert audited[0]["after"]["amount_paid"] == "12.00"
 
 
 async def test_a_delivery_callback_delivers_a_shipped_order(

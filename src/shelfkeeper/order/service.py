@@ -37,7 +37,7 @@ from shelfkeeper.inventory import reservation_service
 from shelfkeeper.inventory import service as inventory_service
 from shelfkeeper.inventory.allocation import Candidate, Demand, Plan, allocate
 from shelfkeeper.inventory.errors import InsufficientStock, ReservationNotFound
-from shelfkeeper.kit import money
+from shelfkeeper.kit import money, recording
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import ValidationFailed, VersionMismatch
 from shelfkeeper.location import service as location_service
@@ -1213,16 +1213,31 @@ async def record_payment(
         status=result.outcome.value,
         actor=principal.actor,
     )
+    before = {
+        "amount_paid": money.text(paid, currency),
+        "payment_status": payment_status(total, paid, current["amount_refunded"]).value,
+    }
     paid += body.amount
-    return await _changed(
-        db,
-        principal,
-        order_id=order_id,
-        changes={
-            "amount_paid": paid,
-            "payment_status": payment_status(total, paid, current["amount_refunded"]).value,
+    changes = {
+        "amount_paid": paid,
+        "payment_status": payment_status(total, paid, current["amount_refunded"]).value,
+    }
+    # Described for the audit trail too: a payment may come by signed callback, outside any
+    # route (whose generic entry would otherwise tell it).
+    recording.record_change(
+        "order",
+        order_id,
+        "record_payment",
+        before=before,
+        after=changes
+        | {
+            "amount_paid": money.text(paid, currency),
+            "amount": money.text(body.amount, currency),
+            "provider": provider.name,
         },
-        event=EventType.ORDER_UPDATED,
+    )
+    return await _changed(
+        db, principal, order_id=order_id, changes=changes, event=EventType.ORDER_UPDATED
     )
 
 
