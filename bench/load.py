@@ -3,13 +3,19 @@
 It reads one scenario spec (JSON) on stdin, drives it, and writes one JSON summary on stdout.
 Two modes drive the same scenario:
 
-- `raw` (the default) and `http`: `concurrency` tasks send the scenario's request to the
+- `raw` (the default) and `http`: `concurrency` tasks send the scenario's requests to the
   service over loopback, one keep-alive connection each, through a minimal HTTP/1.1 client
   (`raw`) or one `httpx.AsyncClient` (`http`, a realistic but CPU-hungry client);
 - `sql`: the ceiling. The same tasks issue the statements the service issues for that
   request, straight through an asyncpg pool as the service role (`SET ROLE`), one
   transaction per operation, no HTTP. The statements are the service's own: this module
-  calls the repository functions the service calls, so the SQL cannot drift.
+  calls the repository functions the service calls (and, for placing an order, the order
+  service itself), so the SQL cannot drift. Each change also writes its audit entry
+  (`audit.repository.insert`), as the service's request transaction does.
+
+Both modes turn the spec into the same sequence of steps (`steps`): task `index` of the
+`mixed` scenario draws its steps from a generator seeded with `index`, so the service and
+its ceiling see the same blend of tenants, items and operations.
 
 Both stop at `duration` seconds or after `max_requests` operations, whichever comes first.
 """
@@ -19,24 +25,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 Operation = Callable[[int], Awaitable[str]]
-"""One operation by task `index`; returns its outcome (an HTTP status, `ok`, `refused`)."""
+"""One operation by task `index`; returns its outcome (an HTTP status, `ok`, `refused`),
+prefixed by its kind and a space when a scenario blends kinds (`read 200`)."""
+
+LIST_LIMIT = 50
+ORDER_LINES = 3
+MIXED_READ, MIXED_STOCK = 0.80, 0.95
+"""`mixed`: below 0.80 a read, below 0.95 a stock operation, else an order."""
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list (0.0 when empty)."""
+    """Nearest-rank percentile of an ascending list: the smallest value with at least
+    `fraction` of the values at or below it (0.0 when empty)."""
     if not ordered:
         return 0.0
-    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    # The epsilon keeps a product like 0.07 * 100 = 7.000000000000001 at rank 7.
+    rank = math.ceil(fraction * len(ordered) - 1e-9)
+    return ordered[max(0, min(len(ordered), rank) - 1)]
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and max in milliseconds of unordered `latencies` (seconds)."""
+    ordered = sorted(latencies)
+    return {
+        name: round(percentile(ordered, fraction) * 1000, 2)
+        for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+    }
 
 
 async def drive(
@@ -44,6 +70,7 @@ async def drive(
 ) -> dict[str, Any]:
     """Run `operation` from `concurrency` tasks until the time or the count is spent."""
     latencies: list[float] = []
+    by_kind: defaultdict[str, list[float]] = defaultdict(list)
     outcomes: Counter[str] = Counter()
     issued = 0
     started = time.perf_counter()
@@ -59,44 +86,132 @@ async def drive(
                 outcome = await operation(index)
             except Exception as error:  # counted, never fatal: the run must finish
                 outcome = f"error:{type(error).__name__}"
-            latencies.append(time.perf_counter() - before)
+            latency = time.perf_counter() - before
+            latencies.append(latency)
             outcomes[outcome] += 1
+            kind, blended, _ = outcome.partition(" ")
+            if blended:
+                by_kind[kind].append(latency)
 
     await asyncio.gather(*(worker(index) for index in range(concurrency)))
     elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
+    result: dict[str, Any] = {
         "operations": len(latencies),
         "elapsed_seconds": round(elapsed, 3),
         "ops_per_second": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
-        "latency_ms": {
-            name: round(percentile(latencies, fraction) * 1000, 2)
-            for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
-        },
+        "latency_ms": summary(latencies),
         "outcomes": dict(sorted(outcomes.items())),
         # The load generator's own CPU: near `elapsed_seconds` means it, not the system
         # under test, may be what limits the rate.
         "client_cpu_seconds": round(time.process_time() - cpu_started, 2),
     }
+    if by_kind:
+        result["latency_ms_by_kind"] = {
+            kind: {"operations": len(values), **summary(values)}
+            for kind, values in sorted(by_kind.items())
+        }
+    return result
+
+
+# --- what each task does ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation: its kind, the tenant it runs in and what it touches."""
+
+    kind: str
+    """`read`, `add`, `reserve`, `order`, `list-items` or `list-orders`."""
+    tenant_id: str
+    token: str
+    location_id: str
+    item_ids: tuple[str, ...] = ()
+    cursor: str | None = None
+
+
+def order_items(item_ids: list[str], start: int) -> tuple[str, ...]:
+    """`ORDER_LINES` distinct items from `start` on (wrapping)."""
+    return tuple(item_ids[(start + line) % len(item_ids)] for line in range(ORDER_LINES))
+
+
+def fixed_step(spec: dict[str, Any], index: int) -> Step:
+    """Task `index`'s step in a single-kind scenario (the same step every time)."""
+    scenario = spec["scenario"]
+    items = spec["item_ids"]
+    common = {
+        "tenant_id": spec["tenant_id"],
+        "token": spec.get("token", ""),
+        "location_id": spec["location_id"],
+    }
+    if scenario in ("list-items", "list-orders"):
+        return Step(kind=scenario, cursor=spec["cursor"], **common)
+    if scenario == "order":
+        return Step(kind="order", item_ids=order_items(items, index * ORDER_LINES), **common)
+    kind = {"hot-sku": "reserve", "adjust": "add", "read": "read"}[scenario]
+    return Step(kind=kind, item_ids=(items[index % len(items)],), **common)
+
+
+def steps(spec: dict[str, Any], index: int) -> Callable[[], Step]:
+    """Task `index`'s next step, again and again."""
+    if spec["scenario"] != "mixed":
+        step = fixed_step(spec, index)
+        return lambda: step
+    tenants = spec["tenants"]
+    chance = random.Random(index)
+
+    def draw() -> Step:
+        tenant = tenants[chance.randrange(len(tenants))]
+        items = tenant["item_ids"]
+        roll = chance.random()
+        common = {
+            "tenant_id": tenant["tenant_id"],
+            "token": tenant["token"],
+            "location_id": tenant["location_id"],
+        }
+        if roll < MIXED_READ:
+            return Step(kind="read", item_ids=(chance.choice(items),), **common)
+        if roll < MIXED_STOCK:
+            return Step(kind="add", item_ids=(chance.choice(items),), **common)
+        return Step(
+            kind="order", item_ids=order_items(items, chance.randrange(len(items))), **common
+        )
+
+    return draw
+
+
+def http_request(step: Step) -> tuple[str, str, dict[str, Any] | None]:
+    """Method, path and JSON body of `step`."""
+    prefix = f"/api/v1/{step.tenant_id}"
+    if step.kind == "read":
+        return "GET", f"{prefix}/inventory/{step.item_ids[0]}", None
+    if step.kind in ("list-items", "list-orders"):
+        query = urlencode({"limit": LIST_LIMIT, **({"cursor": step.cursor} if step.cursor else {})})
+        collection = "inventory" if step.kind == "list-items" else "orders"
+        return "GET", f"{prefix}/{collection}?{query}", None
+    if step.kind == "order":
+        body: dict[str, Any] = {
+            "customer": {"email": "bench@example.com", "name": "Bench"},
+            "currency": "USD",
+            "lines": [
+                {"item_id": item_id, "quantity": 1, "unit_price": "9.99"}
+                for item_id in step.item_ids
+            ],
+        }
+        return "POST", f"{prefix}/orders", body
+    body = {
+        "operation": step.kind,
+        "quantity": 1,
+        "location_id": step.location_id,
+        "reason": "sale" if step.kind == "reserve" else "received",
+    }
+    return "PATCH", f"{prefix}/inventory/{step.item_ids[0]}/stock", body
+
+
+def outcome(spec: dict[str, Any], step: Step, status: str) -> str:
+    return f"{step.kind} {status}" if spec["scenario"] == "mixed" else status
 
 
 # --- the service, over HTTP -------------------------------------------------------------
-
-
-def _http_request(spec: dict[str, Any], index: int) -> tuple[str, str, dict[str, Any] | None]:
-    """Method, path and JSON body of task `index`'s request."""
-    tenant = spec["tenant_id"]
-    items = spec["item_ids"]
-    item_id = items[index % len(items)]
-    if spec["scenario"] == "read":
-        return "GET", f"/api/v1/{tenant}/inventory/{item_id}", None
-    body = {
-        "operation": "reserve" if spec["scenario"] == "hot-sku" else "add",
-        "quantity": 1,
-        "location_id": spec["location_id"],
-        "reason": "sale" if spec["scenario"] == "hot-sku" else "received",
-    }
-    return "PATCH", f"/api/v1/{tenant}/inventory/{item_id}/stock", body
 
 
 async def run_http(spec: dict[str, Any]) -> dict[str, Any]:
@@ -104,16 +219,16 @@ async def run_http(spec: dict[str, Any]) -> dict[str, Any]:
 
     concurrency = spec["concurrency"]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {spec['token']}"}
-    requests = [_http_request(spec, index) for index in range(concurrency)]
-    async with httpx.AsyncClient(
-        base_url=spec["base_url"], headers=headers, limits=limits, timeout=30.0
-    ) as client:
+    nexts = [steps(spec, index) for index in range(concurrency)]
+    async with httpx.AsyncClient(base_url=spec["base_url"], limits=limits, timeout=30.0) as client:
 
         async def operation(index: int) -> str:
-            method, path, body = requests[index]
-            response = await client.request(method, path, json=body)
-            return str(response.status_code)
+            step = nexts[index]()
+            method, path, body = http_request(step)
+            response = await client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {step.token}"}
+            )
+            return outcome(spec, step, str(response.status_code))
 
         return await drive(
             operation,
@@ -124,23 +239,23 @@ async def run_http(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class RawConnection:
-    """A minimal HTTP/1.1 keep-alive client for one connection: a fixed request, sent again
-    and again, and a response read by its Content-Length.
+    """A minimal HTTP/1.1 keep-alive client for one connection: a request sent, and its
+    response read by its Content-Length.
 
     It costs a fraction of httpx's CPU per request, which matters when the load generator
     shares a 2-core machine with the service and PostgreSQL.
     """
 
-    def __init__(self, host: str, port: int, request: bytes) -> None:
-        self.host, self.port, self.request = host, port, request
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def send(self) -> str:
+    async def send(self, request: bytes) -> str:
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
         try:
-            writer.write(self.request)
+            writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = head[9:12].decode()
             length = 0
@@ -171,28 +286,39 @@ class RawConnection:
                 await writer.wait_closed()
 
 
+def raw_request(step: Step, host: str, port: int) -> bytes:
+    method, path, body = http_request(step)
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {step.token}\r\nAccept: application/json\r\n"
+    )
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return (head + "\r\n").encode() + payload
+
+
 async def run_raw(spec: dict[str, Any]) -> dict[str, Any]:
     url = urlsplit(spec["base_url"])
     host, port = url.hostname or "127.0.0.1", url.port or 80
-    connections = []
-    for index in range(spec["concurrency"]):
-        method, path, body = _http_request(spec, index)
-        payload = json.dumps(body).encode() if body is not None else b""
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {spec['token']}\r\nAccept: application/json\r\n"
-        )
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-        connections.append(RawConnection(host, port, (head + "\r\n").encode() + payload))
+    concurrency = spec["concurrency"]
+    connections = [RawConnection(host, port) for _ in range(concurrency)]
+    nexts = [steps(spec, index) for index in range(concurrency)]
+    rendered: dict[Step, bytes] = {}
 
     async def operation(index: int) -> str:
-        return await connections[index].send()
+        step = nexts[index]()
+        request = rendered.get(step)
+        if request is None:
+            request = raw_request(step, host, port)
+            if spec["scenario"] != "mixed":  # a fixed step: render it once
+                rendered[step] = request
+        return outcome(spec, step, await connections[index].send(request))
 
     try:
         return await drive(
             operation,
-            concurrency=spec["concurrency"],
+            concurrency=concurrency,
             duration=spec["duration"],
             max_requests=spec["max_requests"],
         )
@@ -207,68 +333,184 @@ async def run_raw(spec: dict[str, Any]) -> dict[str, Any]:
 async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncpg
 
+    from shelfkeeper.audit import repository as audit
+    from shelfkeeper.auth.principal import Principal, Role
+    from shelfkeeper.config import Settings
     from shelfkeeper.db.database import init_connection
     from shelfkeeper.db.migrate import SERVICE_ROLE
     from shelfkeeper.inventory import repository as inventory
+    from shelfkeeper.inventory import service as inventory_service
+    from shelfkeeper.kit.pagination import keyset
+    from shelfkeeper.order import repository as order_repository
+    from shelfkeeper.order import service as order_service
+    from shelfkeeper.order.blind_index import BlindIndex
+    from shelfkeeper.order.schemas import OrderCreate
+    from shelfkeeper.privacy import service as privacy_service
     from shelfkeeper.tenant import repository as tenant
 
     async def init(connection: Any) -> None:
         await init_connection(connection, role=SERVICE_ROLE)
 
-    tenant_id: str = spec["tenant_id"]
-    item_ids = [UUID(each) for each in spec["item_ids"]]
-    location_id = UUID(spec["location_id"])
-    scenario = spec["scenario"]
-    operation_name = "reserve" if scenario == "hot-sku" else "add"
-    reason = "sale" if scenario == "hot-sku" else "received"
+    # The service's master key, as `create_app` names it: orders seal their customer under
+    # the tenant's data key, wrapped by this key (the service may have created it).
+    settings = Settings(master_key=spec["master_key"])
+    privacy_service.use_master_key(settings)
+    blind_index = BlindIndex(settings.master_key_bytes)
+    principals: dict[str, Principal] = {}
+    orders: dict[Step, OrderCreate] = {}
+
+    def principal_of(tenant_id: str) -> Principal:
+        principal = principals.get(tenant_id)
+        if principal is None:
+            principal = Principal(
+                subject="bench",
+                tenant_id=tenant_id,
+                roles=frozenset({Role.ADMIN}),
+                credential="jwt",
+            )
+            principals[tenant_id] = principal
+        return principal
+
+    def order_of(step: Step) -> OrderCreate:
+        # Parsed once per distinct body, outside the measured work: the ceiling has no
+        # request to parse.
+        body = orders.get(step)
+        if body is None:
+            body = OrderCreate.model_validate(http_request(step)[2])
+            orders[step] = body
+        return body
+
     pool = await asyncpg.create_pool(
         spec["dsn"], min_size=spec["pool_size"], max_size=spec["pool_size"], init=init
     )
-    try:
 
-        async def read(index: int) -> str:
-            item_id = item_ids[index % len(item_ids)]
-            async with pool.acquire() as connection, connection.transaction(readonly=True):
-                await tenant.enter(connection, tenant_id)
-                row = await inventory.get_item(connection, tenant_id=tenant_id, item_id=item_id)
-            return "ok" if row is not None else "missing"
-
-        async def adjust(index: int) -> str:
-            item_id = item_ids[index % len(item_ids)]
-            async with pool.acquire() as connection, connection.transaction():
-                # What `inventory.service.adjust` issues: the tenant binding (one statement
-                # with the tenant lookup), the variant resolution, the conditional statement,
-                # and on a refusal the read that explains it.
-                await tenant.enter(connection, tenant_id)
-                variants = await inventory.variants_of(
-                    connection, tenant_id=tenant_id, item_id=item_id
+    async def audit_entry(connection: Any, step: Step, action: str, entity: str) -> None:
+        # The service's request transaction ends with its audit entry (one per mutation).
+        await audit.insert(
+            connection,
+            tenant_id=step.tenant_id,
+            entries=[
+                audit.NewEntry(
+                    actor="user:bench",
+                    role="admin",
+                    action=action,
+                    entity_type=entity,
+                    entity_id=step.item_ids[0],
+                    before=None,
+                    after={"operation": step.kind, "quantity": 1},
+                    request_id=None,
+                    client_address="127.0.0.1",
                 )
-                change = inventory.Change(
-                    variant_id=variants[0]["id"],
+            ],
+        )
+
+    async def read(connection: Any, step: Step) -> str:
+        async with connection.transaction(readonly=True):
+            await tenant.enter(connection, step.tenant_id)
+            row = await inventory.get_item(
+                connection, tenant_id=step.tenant_id, item_id=UUID(step.item_ids[0])
+            )
+        return "ok" if row is not None else "missing"
+
+    async def adjust(connection: Any, step: Step) -> str:
+        tenant_id, location_id = step.tenant_id, UUID(step.location_id)
+        async with connection.transaction():
+            # What `inventory.service.adjust` issues: the tenant binding (one statement
+            # with the tenant lookup), the variant resolution, the conditional statement,
+            # and on a refusal the read that explains it.
+            await tenant.enter(connection, tenant_id)
+            variants = await inventory.variants_of(
+                connection, tenant_id=tenant_id, item_id=UUID(step.item_ids[0])
+            )
+            change = inventory.Change(
+                variant_id=variants[0]["id"],
+                location_id=location_id,
+                operation=step.kind,
+                quantity=1,
+                reason="sale" if step.kind == "reserve" else "received",
+                note=None,
+                reference=None,
+                expected_version=None,
+                allow_backorder=variants[0]["allow_backorder"],
+            )
+            row = await inventory.apply(
+                connection, tenant_id=tenant_id, change=change, actor="user:bench"
+            )
+            if row is None:
+                await inventory.get_level(
+                    connection,
+                    tenant_id=tenant_id,
+                    variant_id=change.variant_id,
                     location_id=location_id,
-                    operation=operation_name,
-                    quantity=1,
-                    reason=reason,
-                    note=None,
-                    reference=None,
-                    expected_version=None,
-                    allow_backorder=variants[0]["allow_backorder"],
                 )
-                row = await inventory.apply(
-                    connection, tenant_id=tenant_id, change=change, actor="user:bench"
-                )
-                if row is None:
-                    await inventory.get_level(
-                        connection,
-                        tenant_id=tenant_id,
-                        variant_id=change.variant_id,
-                        location_id=location_id,
-                    )
-                    return "refused"
-            return "ok"
+                return "refused"
+            await audit_entry(connection, step, "stock.adjusted", "stock_level")
+        return "ok"
 
+    async def order(connection: Any, step: Step) -> str:
+        body = order_of(step)
+        try:
+            async with connection.transaction():
+                await tenant.enter(connection, step.tenant_id)
+                await order_service.create(
+                    connection, principal_of(step.tenant_id), body=body, blind_index=blind_index
+                )
+                await audit_entry(connection, step, "order.created", "order")
+        except Exception as error:  # the service's 4xx problems
+            return f"refused:{type(error).__name__}"
+        return "ok"
+
+    async def list_items(connection: Any, step: Step) -> str:
+        page = keyset(
+            sort="created_at",
+            fields=inventory_service.ITEM_SORT_FIELDS,
+            cursor=step.cursor,
+            limit=LIST_LIMIT,
+            first_parameter=6,
+        )
+        async with connection.transaction(readonly=True):
+            await tenant.enter(connection, step.tenant_id)
+            rows = await inventory.list_items(
+                connection, tenant_id=step.tenant_id, keyset=page, filters=inventory.ItemFilter()
+            )
+        return "ok" if rows else "empty"
+
+    async def list_orders(connection: Any, step: Step) -> str:
+        page = keyset(
+            sort="created_at",
+            fields=order_service.SORT_FIELDS,
+            cursor=step.cursor,
+            limit=LIST_LIMIT,
+            first_parameter=6,
+        )
+        async with connection.transaction(readonly=True):
+            await tenant.enter(connection, step.tenant_id)
+            rows = await order_repository.list_page(
+                connection,
+                tenant_id=step.tenant_id,
+                keyset=page,
+                filters=order_repository.OrderFilter(),
+            )
+        return "ok" if rows else "empty"
+
+    actions: dict[str, Callable[[Any, Step], Awaitable[str]]] = {
+        "read": read,
+        "add": adjust,
+        "reserve": adjust,
+        "order": order,
+        "list-items": list_items,
+        "list-orders": list_orders,
+    }
+    nexts = [steps(spec, index) for index in range(spec["concurrency"])]
+
+    async def operation(index: int) -> str:
+        step = nexts[index]()
+        async with pool.acquire() as connection:
+            return outcome(spec, step, await actions[step.kind](connection, step))
+
+    try:
         return await drive(
-            read if scenario == "read" else adjust,
+            operation,
             concurrency=spec["concurrency"],
             duration=spec["duration"],
             max_requests=spec["max_requests"],
