@@ -6,12 +6,15 @@ and reaches neither the tenant nor the database.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 import pytest
 
+from shelfkeeper.auth.tokens import LEEWAY_SECONDS, TokenVerifier, issue_token
+from shelfkeeper.config import Settings
 from tests.auth.conftest import assert_unauthorized, bearer, claims, unsigned_token
 from tests.conftest import JWT_SECRET, TenantWorld
 
@@ -266,3 +269,21 @@ async def test_token_with_malformed_claims_is_refused(
     response = await client.get(locations(world.a), headers=bearer(token))
 
     assert_unauthorized(response)
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(settings: Settings) -> None:
+    verifier = TokenVerifier(settings)
+    token = issue_token(
+        settings, subject="cached", tenant_id="acme", roles=["admin"], ttl_seconds=60
+    )
+
+    first = await verifier.verify(token)
+    first["roles"] = ["tampered"]  # callers get copies: the cache cannot be changed
+    again = await verifier.verify(token)
+
+    assert (again["sub"], again["roles"]) == ("cached", ["admin"])
+    claims, expires = verifier._verified[token]
+    assert expires == claims["exp"] + LEEWAY_SECONDS
+    # an entry past its time is not used: the token is verified again
+    verifier._verified[token] = ({**claims, "sub": "stale"}, time.time() - 1)
+    assert (await verifier.verify(token))["sub"] == "cached"

@@ -9,6 +9,8 @@ JWKS names by `kid`. A token signed with an algorithm outside the configured lis
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +84,12 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_signing_secret, algorithm="HS256")
 
 
+LEEWAY_SECONDS = 30
+"""Clock skew allowed when checking `exp` (and `nbf`, `iat`)."""
+VERIFIED_CACHE_SIZE = 4096
+"""Verified tokens remembered per process."""
+
+
 class TokenVerifier:
     """Verifies bearer JWTs according to the settings."""
 
@@ -96,9 +104,30 @@ class TokenVerifier:
         self.public_key = (
             load_public_key(settings.jwt_public_key) if settings.jwt_public_key else None
         )
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """Return the verified claims. Raises InvalidToken."""
+        """Return the verified claims. Raises InvalidToken.
+
+        A token verified before is answered from a small in-process cache until it expires
+        (a client sends the same token with every request; checking its signature again
+        cost 3 to 7% of a request in the profile, docs/benchmarks.md). Only tokens that
+        verified are kept, at most `VERIFIED_CACHE_SIZE`, least recently used first out.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, expires = cached
+            if time.time() < expires:
+                self._verified.move_to_end(token)
+                return dict(claims)
+            del self._verified[token]
+        claims = await self._verify(token)
+        self._verified[token] = (claims, float(claims["exp"]) + LEEWAY_SECONDS)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return dict(claims)
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -115,7 +144,7 @@ class TokenVerifier:
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
                 options={"require": REQUIRED_CLAIMS},
-                leeway=30,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as error:
             raise InvalidToken("Token expired.") from error

@@ -43,6 +43,15 @@ async def init_connection(connection: Connection, *, role: str | None) -> None:
         await connection.execute(f"SET ROLE {quote_identifier(role)}")
 
 
+async def keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """The pool's reset on release: nothing to send. asyncpg's default sends `RESET ALL`,
+    `UNLISTEN *`, `CLOSE ALL` and an advisory unlock, one round trip per request (about 8% of
+    a stock change's CPU in the profile, docs/benchmarks.md). Nothing here changes session
+    state: the tenant binding and every advisory lock are transaction-scoped, listeners use
+    connections of their own, and the role set by `init` must stay. asyncpg still rolls back
+    a transaction left open before it calls this."""
+
+
 def quote_identifier(name: str) -> str:
     """Quote a SQL identifier (the role name comes from configuration)."""
     return '"' + name.replace('"', '""') + '"'
@@ -65,7 +74,12 @@ class Database:
             await init_connection(connection, role=role)
 
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=init, command_timeout=60
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=init,
+            reset=keep_session,
+            command_timeout=60,
         )
         return cls(pool, dsn)
 

@@ -141,7 +141,12 @@ stock_level = Table(
     CheckConstraint("reserved >= 0", name="reserved_not_negative"),
     CheckConstraint("allow_backorder OR on_hand >= reserved", name="available_not_negative"),
     CheckConstraint("low_stock_threshold >= 0", name="threshold_not_negative"),
-    Index("ix_stock_level_tenant_id_location_id", "tenant_id", "location_id"),
+    Index(
+        "ix_stock_level_tenant_id_location_id_variant_id",
+        "tenant_id",
+        "location_id",
+        "variant_id",
+    ),
 )
 
 stock_movement = Table(
