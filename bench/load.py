@@ -336,7 +336,7 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
     from shelfkeeper.audit import repository as audit
     from shelfkeeper.auth.principal import Principal, Role
     from shelfkeeper.config import Settings
-    from shelfkeeper.db.database import init_connection
+    from shelfkeeper.db.database import init_connection, keep_session
     from shelfkeeper.db.migrate import SERVICE_ROLE
     from shelfkeeper.inventory import repository as inventory
     from shelfkeeper.inventory import service as inventory_service
@@ -380,8 +380,13 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
             orders[step] = body
         return body
 
+    # The service's pool settings, reset on release included (`keep_session`: none).
     pool = await asyncpg.create_pool(
-        spec["dsn"], min_size=spec["pool_size"], max_size=spec["pool_size"], init=init
+        spec["dsn"],
+        min_size=spec["pool_size"],
+        max_size=spec["pool_size"],
+        init=init,
+        reset=keep_session,
     )
 
     async def audit_entry(connection: Any, step: Step, action: str, entity: str) -> None:
