@@ -241,3 +241,19 @@ async def test_events_written_in_the_same_microsecond_are_numbered_as_written(
         world.a,
     )
     assert [row["n"] for row in written] == list(range(1, 61))
+
+
+async def test_a_poll_visits_only_the_tenants_with_unnumbered_events(
+    world: TenantWorld, database: Database, owner_connection: Connection
+) -> None:
+    await record(database, tenant=world.a, subject="waiting")
+
+    pending = await relay.unsequenced_tenant_ids(database)
+
+    assert world.a in pending
+    assert world.b not in pending
+    # the service role's own view is unchanged: bound to nobody, it sees no event at all
+    async with database.transaction() as db:
+        assert await db.fetchval("SELECT count(*) FROM event") == 0
+    assert await relay.relay_tenant(database, tenant_id=world.a)
+    assert world.a not in await relay.unsequenced_tenant_ids(database)

@@ -14,7 +14,8 @@ sequence N never sees an event at or below N appear later. See docs/events.md. T
 statement that numbers events also creates their webhook deliveries (docs/webhooks.md).
 
 `run` listens for the writers' notifications on a dedicated connection and relays the
-tenants they name; it also polls every tenant every `poll_interval` seconds, which covers
+tenants they name; every `poll_interval` seconds it also relays the tenants that have
+unnumbered events (`unsequenced_tenant_ids`, one query across tenants), which covers
 notifications lost while the listening connection was down. It runs inside
 `shelfkeeper serve` (unless `SHELFKEEPER_RELAY_ENABLED=false`) and as `shelfkeeper worker`;
 several relays at once are safe.
@@ -114,6 +115,13 @@ async def relay_tenant(database: Database, *, tenant_id: str, limit: int = BATCH
             return True
 
 
+async def unsequenced_tenant_ids(database: Database) -> list[str]:
+    """The tenants with events not yet numbered (ids only, across tenants): what a poll
+    visits, instead of every tenant."""
+    async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+        return await repository.unsequenced_tenants(db)
+
+
 async def all_tenant_ids(database: Database) -> list[str]:
     async with database.tenant_transaction(PLATFORM_SCOPE) as db:
         return await tenant_service.all_ids(db)
@@ -144,7 +152,7 @@ async def run(
             if now >= next_poll:
                 next_poll = now + poll_interval
                 try:
-                    due.update(await all_tenant_ids(database))
+                    due.update(await unsequenced_tenant_ids(database))
                 except Exception:
                     logger.exception("relay: listing tenants failed")
             retry = False

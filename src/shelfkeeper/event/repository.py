@@ -104,3 +104,9 @@ async def backlog(db: Connection, *, tenant_id: str) -> Record:
     )
     assert row is not None
     return row
+
+
+async def unsequenced_tenants(db: Connection) -> list[str]:
+    """The tenants with events not yet numbered, across tenants: ids only (migration 0015's
+    `SECURITY DEFINER` function; the caller's own view of `event` stays its tenant's)."""
+    return [row[0] for row in await db.fetch("SELECT shelfkeeper_unsequenced_tenants()")]

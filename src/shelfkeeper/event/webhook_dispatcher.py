@@ -37,7 +37,6 @@ from shelfkeeper.event import relay
 from shelfkeeper.event import webhook_service as service
 from shelfkeeper.kit import outbound
 from shelfkeeper.observability import metrics
-from shelfkeeper.tenant import service as tenant_service
 
 logger = logging.getLogger("shelfkeeper.event.webhook")
 
@@ -168,7 +167,7 @@ class Dispatcher:
                 if loop.time() >= next_scan:
                     next_scan = loop.time() + self.settings.relay_poll_interval_seconds
                     try:
-                        due.update(await self.all_tenant_ids())
+                        due.update(await self.due_tenant_ids())
                     except Exception:
                         logger.exception("webhooks: listing tenants failed")
                 for tenant_id in sorted(due):
@@ -186,9 +185,10 @@ class Dispatcher:
             if self.in_flight:
                 await asyncio.gather(*self.in_flight, return_exceptions=True)
 
-    async def all_tenant_ids(self) -> list[str]:
+    async def due_tenant_ids(self) -> list[str]:
+        """The tenants with deliveries due now: the poll visits only those."""
         async with self.database.tenant_transaction(PLATFORM_SCOPE) as db:
-            return await tenant_service.all_ids(db)
+            return await service.due_tenants(db)
 
     async def dispatch_tenant(self, tenant_id: str, *, limit: int) -> int:
         """Lease up to `limit` of the tenant's due deliveries and start sending them."""

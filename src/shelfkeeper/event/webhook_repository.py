@@ -369,3 +369,9 @@ async def count_failure(
         endpoint_id,
         disable_after,
     )
+
+
+async def due_delivery_tenants(db: Connection) -> list[str]:
+    """The tenants with deliveries due now, across tenants: ids only (migration 0015's
+    `SECURITY DEFINER` function)."""
+    return [row[0] for row in await db.fetch("SELECT shelfkeeper_due_delivery_tenants()")]

@@ -376,6 +376,12 @@ async def _open_secret(db: Connection, *, tenant_id: str, stored: bytes) -> str:
     )
 
 
+async def due_tenants(db: Connection) -> list[str]:
+    """The tenants with deliveries due now (cross-tenant: ids only; for the dispatcher's
+    poll)."""
+    return await repository.due_delivery_tenants(db)
+
+
 async def has_pending(db: Connection, *, tenant_id: str) -> bool:
     return await repository.has_pending(db, tenant_id=tenant_id)
 
