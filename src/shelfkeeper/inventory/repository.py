@@ -901,18 +901,42 @@ async def variants_for_references(
 
     Each row: the variant (`id`, `item_id`, `sku`, `price` as text), its item's `item_sku`
     and `allow_backorder`, and `siblings`, how many variants the item has.
+
+    Each way of naming is a join of the given values to a primary key, and each named item's
+    variants are found by index (LATERAL), so no plan can read all of a tenant's items or
+    variants: the earlier single `WHERE` with three OR-ed conditions read every variant of
+    the tenant (110 ms on a tenant with 100,000 items), and `id = ANY($n)` filters on an
+    empty array let the generic plan scan a whole tenant's index (docs/benchmarks.md).
     """
     return await db.fetch(
         """
-        SELECT v.id, v.item_id, v.sku, v.price::text AS price, i.sku AS item_sku,
+        WITH named AS (
+            -- (item, the one variant named, or NULL: all the item's variants)
+            SELECT item.id AS item_id, NULL::uuid AS variant_id
+            FROM unnest($3::uuid[]) AS wanted(id)
+            JOIN item ON item.tenant_id = $1 AND item.id = wanted.id
+            UNION
+            SELECT sku.item_id, NULL::uuid
+            FROM unnest($4::text[]) AS wanted(sku)
+            JOIN sku ON sku.tenant_id = $1 AND sku.sku = wanted.sku
+            UNION
+            SELECT variant.item_id, variant.id
+            FROM unnest($2::uuid[]) AS wanted(id)
+            JOIN variant ON variant.tenant_id = $1 AND variant.id = wanted.id
+        )
+        SELECT DISTINCT ON (v.item_id, v.position)
+               v.id, v.item_id, v.sku, v.price::text AS price, i.sku AS item_sku,
                i.allow_backorder,
                (SELECT count(*) FROM variant w
                 WHERE w.tenant_id = v.tenant_id AND w.item_id = v.item_id) AS siblings
-        FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
-        WHERE v.tenant_id = $1
-          AND (v.id = ANY($2::uuid[]) OR v.item_id = ANY($3::uuid[])
-               OR v.item_id IN (SELECT item_id FROM sku
-                                WHERE tenant_id = $1 AND sku = ANY($4::text[])))
+        FROM named
+        CROSS JOIN LATERAL (
+            -- OFFSET 0 keeps this a per-item index lookup (never pulled up into a join
+            -- that may read the tenant's every variant)
+            SELECT * FROM variant WHERE tenant_id = $1 AND item_id = named.item_id OFFSET 0
+        ) AS v
+        JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        WHERE named.variant_id IS NULL OR v.id = named.variant_id
         ORDER BY v.item_id, v.position
         """,
         tenant_id,
