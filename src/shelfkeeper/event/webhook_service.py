@@ -8,9 +8,7 @@ transaction, and never sends anything.
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,9 +31,9 @@ from shelfkeeper.event.webhook_schemas import (
 from shelfkeeper.kit import outbound
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, NotFound, VersionMismatch, validation_error
+from shelfkeeper.kit.signing import new_secret
 from shelfkeeper.privacy import service as privacy_service
 
-SECRET_PREFIX = "whsec_"
 SECRET_FIELD = "webhook_endpoint.secret"
 """The field a signing secret is sealed for (associated data of its ciphertext)."""
 SORT_FIELDS = {
@@ -64,11 +62,6 @@ class DeliveryNotFound(NotFound):
 class DeliveryInFlight(Conflict):
     slug = "delivery-in-flight"
     title = "An attempt of this delivery is under way"
-
-
-def new_secret() -> str:
-    """`whsec_` and 32 random bytes in base64 (the Standard Webhooks secret format)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _tenant(principal: Principal) -> str:

@@ -521,7 +521,7 @@ async def _try(
         raise _unknown_location(location) from error
     if row is None:
         return await _refusal(db, tenant_id=tenant_id, change=change, location=location)
-    return AdjustmentResult(level=_level(row), movement=_movement(row, id_column="movement_id"))
+    return _adjustment(row)
 
 
 class _Refused(Exception):
@@ -639,7 +639,7 @@ async def adjust(
     (outcome,) = await _apply_all(db, principal, changes=[(["body", "location_id"], change)])
     if isinstance(outcome, Problem):
         raise outcome
-    _record_adjustment(item_id, outcome)
+    recording.record(_adjustment_change(item_id, outcome))
     return outcome
 
 
@@ -650,18 +650,6 @@ STOCK_BEFORE = {
     Operation.RELEASE: ("reserved", 1),
 }
 """Which count an operation moved, and which way to go to find it before the change."""
-
-
-def _record_adjustment(item_id: UUID, outcome: AdjustmentResult) -> None:
-    """Describe a stock adjustment for the audit trail."""
-    change = _adjustment_change(item_id, outcome)
-    recording.record_change(
-        change.entity_type,
-        change.entity_id,
-        change.action,
-        before=change.before,
-        after=change.after,
-    )
 
 
 def _adjustment_change(item_id: UUID, outcome: AdjustmentResult) -> recording.Change:

@@ -89,10 +89,15 @@ def record_change(
     after: Mapping[str, Any] | None = None,
 ) -> None:
     """Describe a change made in the current transaction (for its audit entry)."""
+    identifier = None if entity_id is None else str(entity_id)
+    record(Change(entity_type, identifier, action, before, after))
+
+
+def record(change: Change) -> None:
+    """Add a described change to the current transaction's (for its audit entry)."""
     work = _current.get()
     if work is not None:
-        identifier = None if entity_id is None else str(entity_id)
-        work.changes.append(Change(entity_type, identifier, action, before, after))
+        work.changes.append(change)
 
 
 def mark_audited() -> None:

@@ -1159,6 +1159,23 @@ async def _release_some(
 # --- payments ----------------------------------------------------------------------------
 
 
+def _payment_provider(name: str) -> providers.PaymentProvider:
+    """The registered payment provider `name`; ValidationFailed (422) for an unknown one."""
+    provider = providers.payment_provider(name)
+    if provider is None:
+        raise ValidationFailed(
+            [
+                _invalid(
+                    ["body", "provider"],
+                    "Unknown payment provider; use one of: "
+                    + ", ".join(sorted(providers.PAYMENT_PROVIDERS))
+                    + ".",
+                )
+            ]
+        )
+    return provider
+
+
 async def record_payment(
     db: Connection,
     principal: Principal,
@@ -1175,18 +1192,7 @@ async def record_payment(
     owes; its `due` is in the problem).
     """
     tenant_id = _tenant(principal)
-    provider = providers.payment_provider(body.provider)
-    if provider is None:
-        raise ValidationFailed(
-            [
-                _invalid(
-                    ["body", "provider"],
-                    "Unknown payment provider; use one of: "
-                    + ", ".join(sorted(providers.PAYMENT_PROVIDERS))
-                    + ".",
-                )
-            ]
-        )
+    provider = _payment_provider(body.provider)
     current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
     currency: str = current["currency"]
     if not money.fits(body.amount, currency):
@@ -1502,18 +1508,7 @@ async def refund(
     (404), VersionMismatch (412), RefundExceedsPaid (409, with `refundable`).
     """
     tenant_id = _tenant(principal)
-    provider = providers.payment_provider(body.provider)
-    if provider is None:
-        raise ValidationFailed(
-            [
-                _invalid(
-                    ["body", "provider"],
-                    "Unknown payment provider; use one of: "
-                    + ", ".join(sorted(providers.PAYMENT_PROVIDERS))
-                    + ".",
-                )
-            ]
-        )
+    provider = _payment_provider(body.provider)
     current = await _lock(db, principal, order_id=order_id, expected_version=expected_version)
     currency: str = current["currency"]
     if not money.fits(body.amount, currency):

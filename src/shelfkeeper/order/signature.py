@@ -11,25 +11,20 @@ window is caught by its `webhook-id` (see `service.handle_callback`).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
+from shelfkeeper.kit.signing import new_secret
 from shelfkeeper.order.errors import InvalidSignature
 
-SECRET_PREFIX = "whsec_"
+__all__ = ["new_secret", "sign", "verify"]
+
 TOLERANCE = timedelta(minutes=5)
 MAX_ID_LENGTH = 200
-
-
-def new_secret() -> str:
-    """A fresh secret: `whsec_` and 32 random bytes in base64."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def sign(secret: str, *, webhook_id: str, timestamp: int, body: bytes) -> str:
