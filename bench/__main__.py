@@ -66,6 +66,8 @@ CONCURRENCY = {
     "list-orders": 16,
     "mixed": 32,
 }
+FLOOR_SCENARIOS = ("read", "adjust")
+"""The scenarios `bench.floor` serves."""
 DISTINCT_ITEMS = 64
 SEED_ON_HAND = 100_000
 """What each `adjust`/`read`/`order` item starts with (their levels exist before the load)."""
@@ -167,6 +169,8 @@ class Run:
             ttl_seconds=24 * 3600,
         )
         self.server: asyncio.subprocess.Process | None = None
+        self.floor: asyncio.subprocess.Process | None = None
+        self.floor_port = free_port()
         self.environment = {
             **os.environ,
             "DATABASE_URL": dsn,
@@ -209,14 +213,51 @@ class Run:
         raise RuntimeError("the server was not ready within 60 s")
 
     async def stop_server(self) -> None:
-        if self.server is None or self.server.returncode is not None:
-            return
-        self.server.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.server.wait(), timeout=20)
-        except TimeoutError:
-            self.server.kill()
-            await self.server.wait()
+        for process in (self.server, self.floor):
+            if process is None or process.returncode is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def start_floor(self) -> None:
+        """The framework floor (`bench.floor`): the same uvicorn, workers and pool size."""
+        self.floor = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.floor:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.floor_port),
+            "--workers",
+            str(self.arguments.workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            env=self.environment,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if self.floor.returncode is not None:
+                    raise RuntimeError(f"the floor exited with {self.floor.returncode}")
+                try:
+                    await client.get(f"http://127.0.0.1:{self.floor_port}/")
+                    return
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+        raise RuntimeError("the floor was not ready within 60 s")
 
     # -- data --
 
@@ -359,9 +400,15 @@ class Run:
 
     # -- load --
 
-    async def load(self, spec: dict[str, Any], profile: Path | None = None) -> dict[str, Any]:
-        """Run `bench.load` in its own process; sample the workers' RSS meanwhile, and
-        with `profile`, record the (first) worker's stacks with py-spy into that file."""
+    async def load(
+        self,
+        spec: dict[str, Any],
+        profile: Path | None = None,
+        target: asyncio.subprocess.Process | None = None,
+    ) -> dict[str, Any]:
+        """Run `bench.load` in its own process against `target` (the service by default);
+        sample the workers' RSS meanwhile, and with `profile`, record the (first) worker's
+        stacks with py-spy into that file."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -370,8 +417,9 @@ class Run:
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
         )
-        assert self.server is not None
-        server = psutil.Process(self.server.pid)
+        target = target or self.server
+        assert target is not None
+        server = psutil.Process(target.pid)
         peak: list[float] = []
 
         async def sample() -> None:
@@ -483,6 +531,19 @@ class Run:
                 "file": str(profile.relative_to(ROOT)),
                 **profile_summary(profile.read_text()),
             }
+        floor = None
+        if self.floor is not None and name in FLOOR_SCENARIOS:
+            say(f"{name}{label}: framework floor ({concurrency} clients)")
+            floor = await self.load(
+                {
+                    **common,
+                    "mode": self.arguments.client,
+                    "item_ids": items[0],
+                    "base_url": f"http://127.0.0.1:{self.floor_port}",
+                    "token": self.token,
+                },
+                target=self.floor,
+            )
         say(f"{name}{label}: ceiling ({concurrency} tasks, raw asyncpg)")
         pool_size = min(concurrency, self.arguments.workers * self.settings.database_pool_max_size)
         ceiling = await self.load(
@@ -495,6 +556,10 @@ class Run:
             "ceiling": ceiling,
             "ratio": ratios(service, ceiling),
         }
+        if floor is not None:
+            result["floor"] = floor
+            result["floor_ratio"] = ratios(floor, ceiling)
+            result["service_over_floor"] = ratios(service, floor)
         if name == "hot-sku":
             result["check"] = await self.check_hot(data, service, ceiling)
         return result
@@ -573,6 +638,8 @@ class Run:
     async def execute(self) -> dict[str, Any]:
         await self.start_server()
         try:
+            if self.arguments.floor:
+                await self.start_floor()
             assert self.server is not None
             server = psutil.Process(self.server.pid)
             say(f"server ready on {self.base_url} ({self.arguments.workers} worker(s))")
@@ -728,6 +795,31 @@ def scenario_rows(scenarios: dict[str, Any]) -> list[str]:
     return lines
 
 
+def floor_rows(scenarios: dict[str, Any]) -> list[str]:
+    """The framework floor (`bench.floor`) beside the service and the ceiling."""
+    floored = {name: result for name, result in scenarios.items() if "floor" in result}
+    if not floored:
+        return []
+    lines = [
+        "",
+        "Framework floor (`bench.floor`: the same statements behind a bare FastAPI route, "
+        "same uvicorn and client):",
+        "",
+        "| scenario | service ops/s | floor ops/s | ceiling ops/s | floor / ceiling "
+        "| service / floor | floor p50 / p95 / p99 ms | floor worker CPU s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in floored.items():
+        service, floor, ceiling = result["service"], result["floor"], result["ceiling"]
+        lines.append(
+            f"| {name} | {service['ops_per_second']:.0f} | {floor['ops_per_second']:.0f} "
+            f"| {ceiling['ops_per_second']:.0f} | {result['floor_ratio']['throughput']} "
+            f"| {result['service_over_floor']['throughput']} | {latencies(floor)} "
+            f"| {floor.get('worker_cpu_seconds')} |"
+        )
+    return lines
+
+
 def kind_rows(scenarios: dict[str, Any]) -> list[str]:
     """`mixed`, per kind of operation."""
     mixed = scenarios.get("mixed")
@@ -820,6 +912,7 @@ def table(report: dict[str, Any]) -> str:
         "",
         *scenario_rows(report["scenarios"]),
         *kind_rows(report["scenarios"]),
+        *floor_rows(report["scenarios"]),
         "",
     ]
     checks = [("", report["scenarios"].get("hot-sku", {}).get("check"))]
@@ -943,6 +1036,12 @@ def arguments() -> argparse.Namespace:
         default="",
         type=lambda text: [each.strip() for each in text.split(",") if each.strip()],
         help="scenarios whose service side py-spy samples (raw stacks in bench/results/)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="do not run the framework floor (bench.floor) beside read and adjust",
     )
     parser.add_argument("--name", help="results file name (default: a timestamp)")
     parser.add_argument(

@@ -333,7 +333,8 @@ async def run_raw(spec: dict[str, Any]) -> dict[str, Any]:
 async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncpg
 
-    from shelfkeeper.audit import repository as audit
+    from bench import statements
+    from shelfkeeper.audit import service as audit_service  # helper-c
     from shelfkeeper.auth.principal import Principal, Role
     from shelfkeeper.config import Settings
     from shelfkeeper.db.database import init_connection, keep_session
@@ -390,77 +391,56 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
     )
 
     async def audit_entry(connection: Any, step: Step, action: str, entity: str) -> None:
-        # The service's request transaction ends with its audit entry (one per mutation).
-        await audit.insert(
+        await statements.audit_entry(
             connection,
             tenant_id=step.tenant_id,
-            entries=[
-                audit.NewEntry(
-                    actor="user:bench",
-                    role="admin",
-                    action=action,
-                    entity_type=entity,
-                    entity_id=step.item_ids[0],
-                    before=None,
-                    after={"operation": step.kind, "quantity": 1},
-                    request_id=None,
-                    client_address="127.0.0.1",
-                )
-            ],
+            entity_id=step.item_ids[0],
+            action=action,
+            entity=entity,
+            operation=step.kind,
         )
 
     async def read(connection: Any, step: Step) -> str:
-        async with connection.transaction(readonly=True):
-            await tenant.enter(connection, step.tenant_id)
-            row = await inventory.get_item(
-                connection, tenant_id=step.tenant_id, item_id=UUID(step.item_ids[0])
-            )
+        row = await statements.read(
+            connection, tenant_id=step.tenant_id, item_id=UUID(step.item_ids[0])
+        )
         return "ok" if row is not None else "missing"
 
     async def adjust(connection: Any, step: Step) -> str:
-        tenant_id, location_id = step.tenant_id, UUID(step.location_id)
-        async with connection.transaction():
-            # What `inventory.service.adjust` issues: the tenant binding (one statement
-            # with the tenant lookup), the variant resolution, the conditional statement,
-            # and on a refusal the read that explains it.
-            await tenant.enter(connection, tenant_id)
-            variants = await inventory.variants_of(
-                connection, tenant_id=tenant_id, item_id=UUID(step.item_ids[0])
-            )
-            change = inventory.Change(
-                variant_id=variants[0]["id"],
-                location_id=location_id,
-                operation=step.kind,
-                quantity=1,
-                reason="sale" if step.kind == "reserve" else "received",
-                note=None,
-                reference=None,
-                expected_version=None,
-                allow_backorder=variants[0]["allow_backorder"],
-            )
-            row = await inventory.apply(
-                connection, tenant_id=tenant_id, change=change, actor="user:bench"
-            )
-            if row is None:
-                await inventory.get_level(
-                    connection,
-                    tenant_id=tenant_id,
-                    variant_id=change.variant_id,
-                    location_id=location_id,
-                )
-                return "refused"
-            await audit_entry(connection, step, "stock.adjusted", "stock_level")
-        return "ok"
+        row = await statements.adjust(
+            connection,
+            tenant_id=step.tenant_id,
+            item_id=UUID(step.item_ids[0]),
+            location_id=UUID(step.location_id),
+            operation=step.kind,
+        )
+        return "ok" if row is not None else "refused"
+
+    # helper-c: begin
+    placed_by = order_service.PlacedBy(
+        origin=audit_service.Origin(
+            actor="user:bench", role="admin", request_id=None, client_address="127.0.0.1"
+        ),
+        action="create_order",
+    )
+    # helper-c: end
 
     async def order(connection: Any, step: Step) -> str:
         body = order_of(step)
         try:
             async with connection.transaction():
                 await tenant.enter(connection, step.tenant_id)
+                # helper-c: begin
+                # The service writes the audit entry itself (before the order's number), as
+                # it does for the request: the same statements in the same order.
                 await order_service.create(
-                    connection, principal_of(step.tenant_id), body=body, blind_index=blind_index
+                    connection,
+                    principal_of(step.tenant_id),
+                    body=body,
+                    blind_index=blind_index,
+                    audit=placed_by,
                 )
-                await audit_entry(connection, step, "order.created", "order")
+                # helper-c: end
         except Exception as error:  # the service's 4xx problems
             return f"refused:{type(error).__name__}"
         return "ok"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -50,6 +50,7 @@ from shelfkeeper.kit.problems import (
     ValidationFailed,
 )
 from shelfkeeper.kit.ratelimit import Quota, RateLimiter
+from shelfkeeper.kit.routing import include_flat
 from shelfkeeper.kit.security import SecurityHeadersMiddleware
 from shelfkeeper.location.endpoints import router as location_router
 from shelfkeeper.observability import metrics as observability_metrics
@@ -209,25 +210,26 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:
         app.state.database = database
 
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(tenant_router)
-    api.include_router(api_key_router)
-    api.include_router(location_router)
-    api.include_router(inventory_router)
-    api.include_router(reservation_router)
-    api.include_router(order_router)
-    api.include_router(integration_router)
-    api.include_router(integration_callback_router)
-    api.include_router(event_router)
-    api.include_router(event_stream_router)
-    api.include_router(webhook_router)
-    api.include_router(audit_endpoints.router)
+    for router in (
+        tenant_router,
+        api_key_router,
+        location_router,
+        inventory_router,
+        reservation_router,
+        order_router,
+        integration_router,
+        integration_callback_router,
+        event_router,
+        event_stream_router,
+        webhook_router,
+        audit_endpoints.router,
+        privacy_router,
+        tenant_export_router,
+    ):
+        include_flat(app.router, router, prefix=API_PREFIX)
     app.state.auditor = audit_endpoints.audit_request
-    api.include_router(privacy_router)
-    api.include_router(tenant_export_router)
     app.state.response_sealer = privacy_service.IdempotentResponses()
     privacy_service.use_master_key(settings)
-    app.include_router(api)
     add_operations_routes(app)
     add_docs(app)
     handlers.install(app)

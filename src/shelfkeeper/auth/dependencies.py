@@ -124,13 +124,27 @@ async def authenticate(
 async def tenant_principal(
     request: Request,
     tenant_id: Annotated[str, Path(description="The tenant's id (slug).", examples=["acme"])],
-    principal: Annotated[Principal, Depends(authenticate)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The principal of a tenant-scoped request, with the transaction bound to the tenant.
+    """The principal of a tenant-scoped request, with the transaction bound to the tenant
+    (`enter_tenant`).
 
-    Counts the request against the tenant's rate limit (its own, or the service default):
-    raises RateLimited (429) when it is spent.
+    The principal is the one `TransactionalRoute` authenticated before the dependencies
+    run (`authenticate_request`), read here rather than through `authenticate`: each
+    level of dependencies costs FastAPI a solve on every request. `bearer` stays a
+    dependency so that the OpenAPI document names the scheme.
     """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await authenticate_request(request)
+    return await enter_tenant(request, tenant_id, principal)
+
+
+async def enter_tenant(request: Request, tenant_id: str, principal: Principal) -> Principal:
+    """Check that `principal` belongs to `tenant_id`, bind the request's transaction to the
+    tenant and count the request against the tenant's rate limit (its own, or the service
+    default): raises Forbidden, TenantMismatch, TenantNotFound, TenantSuspended or
+    RateLimited (429) when it is spent."""
     if principal.tenant_id is None:
         raise Forbidden("Platform credentials carry no tenant; use a tenant's token.")
     if principal.tenant_id != tenant_id:
@@ -213,7 +227,7 @@ async def authorize_briefly(request: Request, tenant_id: str, permission: Permis
         request.state.connection = connection
         try:
             principal = await authenticate(request, await bearer(request))
-            principal = await tenant_principal(request, tenant_id, principal)
+            principal = await enter_tenant(request, tenant_id, principal)
         finally:
             del request.state.connection
     if not principal.can(permission):
