@@ -28,6 +28,7 @@ from uuid import UUID
 import click
 from pydantic import ValidationError
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.principal import TENANT_ROLES, Role
 from shelfkeeper.auth.tokens import issue_token
 from shelfkeeper.config import Settings
@@ -282,7 +283,8 @@ def create_tenant(tenant_id: str, name: str) -> None:
     async def run(dsn: str) -> str:
         database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=1)
         try:
-            async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+            # audited in the platform trail, as `cli:<os user>`, in the creating transaction
+            async with audit_service.platform_transaction(database) as db:
                 tenant = await tenant_service.create(db, body=body)
         finally:
             await database.close()
@@ -408,12 +410,15 @@ def demo(tenant_id: str, name: str) -> None:
     async def run(dsn: str) -> dict[str, Any]:
         database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=1)
         try:
-            async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+            # audited as `cli:<os user>`: the platform trail and the new tenant's own
+            origin = audit_service.cli_origin()
+            async with audit_service.platform_transaction(database, origin=origin) as db:
                 loaded = await demo_data.load(
                     db,
                     tenant_id=tenant_id,
                     name=name,
                     blind_index=blind_index.for_settings(settings),
+                    origin=origin,
                 )
         finally:
             await database.close()
@@ -428,6 +433,134 @@ def demo(tenant_id: str, name: str) -> None:
             sys.exit(1)
     click.echo(json.dumps(summary, indent=2))
     click.echo(f"try: shelfkeeper token --tenant {tenant_id} --role admin", err=True)
+
+
+@main.group()
+def keys() -> None:
+    """Manage data keys, master keys and key shares (docs/privacy.md)."""
+
+
+def _run_keys_job(job: Callable[[Database], Any]) -> Any:
+    """Run `job(database)` against the configured database (migrated first), as the
+    service role, with this environment's master keys and key store."""
+    from shelfkeeper.db import migrate
+    from shelfkeeper.privacy import service as privacy_service
+
+    settings = Settings()
+    privacy_service.use_master_key(settings)
+
+    async def run(dsn: str) -> Any:
+        database = await Database.connect(dsn, role=SERVICE_ROLE, min_size=1, max_size=2)
+        try:
+            return await job(database)
+        finally:
+            await database.close()
+
+    with database_url(settings) as dsn, database_errors():
+        migrate.upgrade(dsn)
+        return asyncio.run(run(dsn))
+
+
+@keys.command(name="rotate-data-key")
+@click.option("--tenant", "tenant_id", help="Rotate this tenant's data key.")
+@click.option("--all", "every", is_flag=True, help="Rotate every tenant's data key.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--wait-timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to wait for transactions older than the new key before giving up "
+    "(the old keys are then kept).",
+)
+def rotate_data_key(
+    tenant_id: str | None, every: bool, batch_size: int, wait_timeout: float
+) -> None:
+    """Give tenants a new data key, re-seal their data under it, delete the old keys.
+
+    Safe while the service runs. Prints one JSON line per tenant; exits 1 if a tenant's
+    rotation could not finish (its old keys are kept, its data stays readable).
+    """
+    from shelfkeeper.privacy import rotation
+
+    if every == (tenant_id is not None):
+        raise click.UsageError("give --tenant ID or --all")
+
+    async def job(database: Database) -> list[tuple[str, dict[str, Any] | str]]:
+        targets = await rotation.tenant_ids(database)
+        if tenant_id is not None:
+            if tenant_id not in targets:
+                raise click.BadParameter(f"no tenant `{tenant_id}`", param_hint="'--tenant'")
+            targets = [tenant_id]
+        results: list[tuple[str, dict[str, Any] | str]] = []
+        for each in targets:
+            try:
+                done = await rotation.rotate_data_key(
+                    database,
+                    tenant_id=each,
+                    batch_size=batch_size,
+                    wait_timeout_seconds=wait_timeout,
+                )
+                results.append((each, done.summary()))
+            except (rotation.RotationIncomplete, rotation.DataKeyUnavailable) as error:
+                results.append((each, str(error)))
+        return results
+
+    failed = False
+    for each, result in _run_keys_job(job):
+        if isinstance(result, str):
+            failed = True
+            click.echo(json.dumps({"tenant": each, "error": result}))
+        else:
+            click.echo(json.dumps(result))
+    if failed:
+        sys.exit(1)
+
+
+@keys.command()
+def rewrap() -> None:
+    """Wrap every tenant's data keys anew under the current master key and a key share.
+
+    Keys wrapped under a retired master key unwrap with `SHELFKEEPER_RETIRED_MASTER_KEYS`;
+    `keys status` tells when none is left. Exits 1 if a tenant's keys did not unwrap.
+    """
+    from shelfkeeper.privacy import rotation
+
+    async def job(database: Database) -> tuple[dict[str, int], dict[str, str]]:
+        rewrapped: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        for each in await rotation.tenant_ids(database):
+            try:
+                done = await rotation.rewrap(database, tenant_id=each)
+            except rotation.DataKeyUnavailable as error:
+                failed[each] = str(error)
+                continue
+            if done.rewrapped:
+                rewrapped[each] = done.rewrapped
+        return rewrapped, failed
+
+    rewrapped, failed = _run_keys_job(job)
+    click.echo(json.dumps({"rewrapped": rewrapped, "failed": failed}, indent=2))
+    if failed:
+        sys.exit(1)
+
+
+@keys.command()
+def status() -> None:
+    """Print, as JSON, the data keys by master key and wrapping scheme, the tenants without
+    a key share, and the shares whose tenant is gone."""
+    from shelfkeeper.privacy import rotation
+
+    click.echo(json.dumps(_run_keys_job(rotation.status), indent=2))
+
+
+@keys.command()
+def prune() -> None:
+    """Destroy the key shares of tenants that no longer exist; print their ids (JSON)."""
+    from shelfkeeper.privacy import rotation
+
+    pruned = _run_keys_job(rotation.prune)
+    click.echo(json.dumps({"pruned": pruned}))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = None
     master_key: SecretStr | None = None
+    retired_master_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    keystore_dir: Path | None = None
     jwt_issuer: str = "shelfkeeper"
     jwt_audience: str = "shelfkeeper"
     jwt_jwks_url: str | None = None
@@ -100,6 +102,29 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("retired_master_keys", mode="before")
+    @classmethod
+    def _comma_separated_keys(cls, value: object) -> object:
+        """`old-key-1,old-key-2`: master keys data keys may still be wrapped under, kept
+        only so they can be unwrapped (and rewrapped: `shelfkeeper keys rewrap`)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def retired_master_key_bytes(self) -> list[bytes]:
+        return [
+            key.get_secret_value().strip().encode()
+            for key in self.retired_master_keys
+            if key.get_secret_value().strip()
+        ]
+
+    @property
+    def keystore_path(self) -> Path:
+        """Where the tenants' key shares are kept: outside the database, so that a database
+        backup alone never holds what unwraps a data key (docs/privacy.md)."""
+        return self.keystore_dir if self.keystore_dir is not None else self.data_dir / "keystore"
 
     @cached_property
     def master_key_bytes(self) -> bytes:

@@ -70,6 +70,8 @@ async def test_a_delivery_in_flight_when_the_worker_is_killed_is_delivered_by_th
         SHELFKEEPER_JWT_SECRET=JWT_SECRET,
         # the key the endpoint's secret was sealed under (the tenant's data key is wrapped by it)
         SHELFKEEPER_MASTER_KEY=settings.master_key_bytes.decode(),
+        # and the tenant's key share, kept outside the database
+        SHELFKEEPER_KEYSTORE_DIR=str(settings.keystore_path),
         SHELFKEEPER_RELAY_POLL_INTERVAL_SECONDS="0.2",
         SHELFKEEPER_WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
         SHELFKEEPER_WEBHOOK_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),

@@ -4,7 +4,13 @@ Pure functions, no database. Each tenant has random 256-bit data keys (one per `
 a data key is stored only wrapped: encrypted with AES-256-GCM under a key-encryption key
 that HKDF-SHA256 derives from the master key and the tenant id, with the tenant and the
 version as associated data (a wrapped key copied to another tenant or version does not
-unwrap).
+unwrap). Two wrapping schemes:
+
+- scheme 1 (`MASTER_ONLY`): KEK = HKDF(master, info = purpose v1 + tenant id);
+- scheme 2 (`MASTER_AND_SHARE`): KEK = HKDF(master, salt = the tenant's key share,
+  info = purpose v2 + tenant id). The share is 32 random bytes kept outside the database
+  (`privacy.keystore`): destroying it makes the wrapped keys in every database backup
+  useless, even with the master key.
 
 A sealed value is `0x01 | version (4 bytes, big-endian) | nonce (12 bytes) | ciphertext and
 tag`. Its associated data names the tenant and the field (`table.column`), so a ciphertext
@@ -30,6 +36,10 @@ HEADER = struct.Struct(">BI")
 NONCE_BYTES = 12
 KEY_BYTES = 32
 WRAP_PURPOSE = b"shelfkeeper/data-key-wrap/v1/"
+SHARE_WRAP_PURPOSE = b"shelfkeeper/data-key-wrap/v2/"
+SHARE_BYTES = 32
+MASTER_ONLY = 1
+MASTER_AND_SHARE = 2
 FINGERPRINT_PURPOSE = b"shelfkeeper/master-key-fingerprint/v1"
 FIELD_PURPOSE = b"shelfkeeper/field/v1"
 
@@ -54,12 +64,23 @@ def fingerprint(master: bytes) -> str:
     return hmac.new(master, FINGERPRINT_PURPOSE, hashlib.sha256).hexdigest()[:16]
 
 
-def _key_encryption_key(master: bytes, tenant_id: str) -> AESGCM:
+def new_share() -> bytes:
+    return os.urandom(SHARE_BYTES)
+
+
+def scheme_of(share: bytes | None) -> int:
+    return MASTER_ONLY if share is None else MASTER_AND_SHARE
+
+
+def _key_encryption_key(master: bytes, tenant_id: str, share: bytes | None) -> AESGCM:
+    """Scheme 1 without a share, scheme 2 with one."""
+    if share is not None and len(share) != SHARE_BYTES:
+        raise CannotOpen("a key share is 32 bytes")
     derived = HKDF(
         algorithm=hashes.SHA256(),
         length=KEY_BYTES,
-        salt=None,
-        info=WRAP_PURPOSE + tenant_id.encode(),
+        salt=share,
+        info=(WRAP_PURPOSE if share is None else SHARE_WRAP_PURPOSE) + tenant_id.encode(),
     ).derive(master)
     return AESGCM(derived)
 
@@ -68,23 +89,39 @@ def _wrap_context(tenant_id: str, version: int) -> bytes:
     return tenant_id.encode() + b"\x00" + str(version).encode()
 
 
-def wrap(master: bytes, *, tenant_id: str, version: int, data_key: bytes) -> bytes:
-    """`nonce | AES-GCM(KEK, data_key)`, bound to the tenant and the version."""
+def wrap(
+    master: bytes,
+    *,
+    tenant_id: str,
+    version: int,
+    data_key: bytes,
+    share: bytes | None = None,
+) -> bytes:
+    """`nonce | AES-GCM(KEK, data_key)`, bound to the tenant and the version; scheme 2
+    when a share is given, else scheme 1."""
     nonce = os.urandom(NONCE_BYTES)
-    sealed = _key_encryption_key(master, tenant_id).encrypt(
+    sealed = _key_encryption_key(master, tenant_id, share).encrypt(
         nonce, data_key, _wrap_context(tenant_id, version)
     )
     return nonce + sealed
 
 
-def unwrap(master: bytes, *, tenant_id: str, version: int, wrapped: bytes) -> bytes:
-    """The data key. Raises CannotOpen (another master key, tenant or version; altered)."""
+def unwrap(
+    master: bytes,
+    *,
+    tenant_id: str,
+    version: int,
+    wrapped: bytes,
+    share: bytes | None = None,
+) -> bytes:
+    """The data key. Raises CannotOpen (another master key, share, tenant or version;
+    altered)."""
     try:
-        return _key_encryption_key(master, tenant_id).decrypt(
+        return _key_encryption_key(master, tenant_id, share).decrypt(
             wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_context(tenant_id, version)
         )
     except InvalidTag as error:
-        raise CannotOpen("the data key does not unwrap under this master key") from error
+        raise CannotOpen("the data key does not unwrap under this master key and share") from error
 
 
 def associated_data(tenant_id: str, field: str) -> bytes:
