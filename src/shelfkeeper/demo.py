@@ -4,6 +4,11 @@ Everything goes through the domain services, as the API would (with the `system`
 so the demo data has its movements, events, order numbers and history like any other, and
 `shelfkeeper verify` finds no drift in it. The tenant and its data are created in one
 transaction: all of it, or nothing (an existing tenant is refused, and left as it was).
+
+Audited in that transaction: the tenant's creation and the demo's summary (`load_demo`)
+are described for the platform trail of the caller's unit of work (`audit.service.
+platform_transaction` on the command line), and the changes the domain services describe
+go to the new tenant's own trail, both as the given `origin`.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.db.database import Connection, bind_tenant
 from shelfkeeper.inventory import service as inventory_service
 from shelfkeeper.inventory.schemas import ItemCreate, StockAdjustment
+from shelfkeeper.kit import recording
 from shelfkeeper.location import service as location_service
 from shelfkeeper.location.schemas import LocationCreate
 from shelfkeeper.order import service as order_service
@@ -175,12 +182,33 @@ class Loaded:
         }
 
 
-async def load(db: Connection, *, tenant_id: str, name: str, blind_index: BlindIndex) -> Loaded:
+async def load(
+    db: Connection,
+    *,
+    tenant_id: str,
+    name: str,
+    blind_index: BlindIndex,
+    origin: audit_service.Origin = audit_service.SYSTEM,
+) -> Loaded:
     """Create the tenant `tenant_id` and its demo data in the caller's transaction (bound to
-    the platform scope; it is bound to the new tenant from then on). Raises TenantExists
-    (409) when the tenant exists, ValidationError for an invalid id or name."""
+    the platform scope; it is bound to the new tenant from then on). The data's changes are
+    written to the tenant's trail as `origin`; the creation and a `load_demo` summary are
+    described for the caller's (platform) unit of work. Raises TenantExists (409) when the
+    tenant exists, ValidationError for an invalid id or name."""
     await tenant_service.create(db, body=TenantCreate(id=tenant_id, name=name))
     await bind_tenant(db, tenant_id)
+    with recording.unit_of_work() as tenant_work:
+        loaded = await _load_data(db, tenant_id=tenant_id, blind_index=blind_index)
+        await audit_service.write(
+            db, tenant_id=tenant_id, origin=origin, changes=tenant_work.changes
+        )
+    for callback in tenant_work.callbacks:  # run when the caller's transaction commits
+        recording.after_commit(callback)
+    recording.record_change(tenant_service.ENTITY, tenant_id, "load_demo", after=loaded.summary())
+    return loaded
+
+
+async def _load_data(db: Connection, *, tenant_id: str, blind_index: BlindIndex) -> Loaded:
     principal = Principal.system(tenant_id)
 
     places: dict[str, UUID] = {}

@@ -13,15 +13,25 @@ import httpx
 import pytest
 
 from shelfkeeper.db import migrate
-from shelfkeeper.db.database import Connection, Database, bind_tenant, init_connection
+from shelfkeeper.db.database import (
+    PLATFORM_SCOPE,
+    Connection,
+    Database,
+    bind_tenant,
+    init_connection,
+)
 from shelfkeeper.event import service as event_service
 from shelfkeeper.event.schemas import EventType
 from tests.conftest import TenantWorld
 from tests.event.webhook_receiver import seed_webhook_tables
 from tests.order.after_sale import new_secret, send_callback
 
-PLATFORM_TABLES = {"tenant", "alembic_version"}
-"""Tables without a `tenant_id`: the tenant registry itself and Alembic's bookkeeping."""
+PLATFORM_TABLES = {"tenant", "alembic_version", "platform_audit_entry"}
+"""Tables without a `tenant_id`: the tenant registry itself, Alembic's bookkeeping and the
+platform audit trail."""
+PLATFORM_SCOPED_TABLES = {"platform_audit_entry"}
+"""Platform tables under forced row-level security of their own: rows visible and
+insertable only in the platform scope (`app.tenant_id` = `_platform`), append-only."""
 APPEND_ONLY_TABLES = {"audit_entry"}
 """Tenant tables the service role may read and insert into but never update or delete from."""
 
@@ -351,3 +361,71 @@ async def test_inserting_a_row_for_another_tenant_is_refused(
                 "VALUES ($1, 'X', 'x', 'store', 'test', 'test')",
                 world.b,
             )
+
+
+async def test_platform_scoped_tables_are_visible_only_in_the_platform_scope_and_append_only(
+    world: TenantWorld, owner_connection: Connection, service_connection: Connection
+) -> None:
+    for table in PLATFORM_SCOPED_TABLES:
+        flags = await owner_connection.fetchrow(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+            "WHERE relname = $1 AND relnamespace = 'public'::regnamespace",
+            table,
+        )
+        assert flags is not None
+        assert (table, flags["relrowsecurity"], flags["relforcerowsecurity"]) == (table, True, True)
+        policies = await owner_connection.fetch(
+            "SELECT qual, with_check FROM pg_policies WHERE schemaname = 'public' "
+            "AND tablename = $1",
+            table,
+        )
+        assert len(policies) == 1, table
+        for policy in policies:
+            for clause in (policy["qual"], policy["with_check"]):
+                assert "current_setting('app.tenant_id'" in clause, table
+                assert f"'{PLATFORM_SCOPE}'" in clause, table
+        granted = await owner_connection.fetch(
+            "SELECT privilege_type FROM information_schema.role_table_grants "
+            "WHERE table_name = $1 AND grantee = $2 ORDER BY privilege_type",
+            table,
+            migrate.SERVICE_ROLE,
+        )
+        assert [row["privilege_type"] for row in granted] == ["INSERT", "SELECT"], table
+
+    marker = f"scope-{world.a}"
+    insert = (
+        "INSERT INTO platform_audit_entry (target_tenant_id, actor, action, entity_type) "
+        "VALUES ($1, $2, 'test', 'tenant')"
+    )
+    async with service_connection.transaction():
+        await bind_tenant(service_connection, PLATFORM_SCOPE)
+        await service_connection.execute(insert, world.a, marker)
+    for binding in (world.a, None):
+        transaction = service_connection.transaction()
+        await transaction.start()
+        try:
+            if binding is not None:
+                await bind_tenant(service_connection, binding)
+            assert (
+                await service_connection.fetchval("SELECT count(*) FROM platform_audit_entry") == 0
+            ), binding
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await service_connection.execute(insert, world.a, marker)
+        finally:
+            await transaction.rollback()
+    for statement in (
+        "UPDATE platform_audit_entry SET action = 'nothing' WHERE actor = $1",
+        "DELETE FROM platform_audit_entry WHERE actor = $1",
+    ):
+        transaction = service_connection.transaction()
+        await transaction.start()
+        try:
+            await bind_tenant(service_connection, PLATFORM_SCOPE)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await service_connection.execute(statement, marker)
+        finally:
+            await transaction.rollback()
+    rows = await owner_connection.fetch(
+        "SELECT target_tenant_id, action FROM platform_audit_entry WHERE actor = $1", marker
+    )
+    assert [(row["target_tenant_id"], row["action"]) for row in rows] == [(world.a, "test")]

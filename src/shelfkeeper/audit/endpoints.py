@@ -1,5 +1,7 @@
-"""`/api/v1/{tenantId}/audit-log`: the tenant's audit trail (admins only), and the hook
-that audits every mutating request (`app.state.auditor`, called by `TransactionalRoute`).
+"""`/api/v1/{tenantId}/audit-log`: the tenant's audit trail (admins only), the filters
+the platform trail's reading shares with it (`Filters`), and the hook that audits every
+mutating request, a tenant's or the platform's (`app.state.auditor`, called by
+`TransactionalRoute`).
 """
 
 from __future__ import annotations
@@ -7,17 +9,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 
 from shelfkeeper.audit import service
 from shelfkeeper.audit.schemas import AuditEntry
 from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Administrator, TenantSession
-from shelfkeeper.auth.principal import Principal
+from shelfkeeper.auth.principal import Permission, Principal
 from shelfkeeper.db.database import Connection
 from shelfkeeper.kit import context, recording
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
@@ -32,6 +35,36 @@ def _timestamp_text(value: object) -> object:
         raise ValueError("an RFC 3339 timestamp, e.g. 2026-12-04T10:00:00Z")
     return value
 
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What a reader of a trail asked for."""
+
+    entity_type: str | None
+    entity_id: str | None
+    actor: str | None
+    after: datetime | None
+
+
+def audit_filter(
+    entity_type: Annotated[
+        str | None, Query(max_length=100, description="e.g. `location`, `item`, `order`.")
+    ] = None,
+    entity_id: Annotated[str | None, Query(max_length=200)] = None,
+    actor: Annotated[
+        str | None, Query(max_length=300, description="e.g. `user:alice`, `api_key:<id>`.")
+    ] = None,
+    after: Annotated[
+        datetime | None,
+        Query(description="Only entries strictly after this time (RFC 3339; UTC if no zone)."),
+        BeforeValidator(_timestamp_text),
+    ] = None,
+) -> AuditFilter:
+    return AuditFilter(entity_type=entity_type, entity_id=entity_id, actor=actor, after=after)
+
+
+Filters = Annotated[AuditFilter, Depends(audit_filter)]
+"""The query parameters of every trail's listing."""
 
 router = APIRouter(
     prefix="/{tenant_id}/audit-log",
@@ -52,30 +85,19 @@ router = APIRouter(
 async def list_audit_entries(
     principal: Administrator,
     db: TenantSession,
+    filters: Filters,
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
-    entity_type: Annotated[
-        str | None, Query(max_length=100, description="e.g. `location`, `item`, `order`.")
-    ] = None,
-    entity_id: Annotated[str | None, Query(max_length=200)] = None,
-    actor: Annotated[
-        str | None, Query(max_length=300, description="e.g. `user:alice`, `api_key:<id>`.")
-    ] = None,
-    after: Annotated[
-        datetime | None,
-        Query(description="Only entries strictly after this time (RFC 3339; UTC if no zone)."),
-        BeforeValidator(_timestamp_text),
-    ] = None,
 ) -> Page[AuditEntry]:
     return await service.list_entries(
         db,
         principal,
         cursor=cursor,
         limit=limit,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        actor=actor,
-        after=after,
+        entity_type=filters.entity_type,
+        entity_id=filters.entity_id,
+        actor=filters.actor,
+        after=filters.after,
     )
 
 
@@ -133,31 +155,51 @@ def generic_change(request: Request, response: Response) -> recording.Change | N
     return recording.Change(entity_type, entity_id, route.name)
 
 
+def generic_platform_change(request: Request, response: Response) -> recording.Change | None:
+    """The change a platform request made that its service did not describe: the
+    operation's name on the tenant of its path (or the one its response names)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return None
+    tenant_id = request.path_params.get("tenant_id")
+    entity_id = str(tenant_id) if tenant_id is not None else _response_id(response)
+    return recording.Change(service.TENANT_ENTITY, entity_id, route.name)
+
+
 async def audit_request(
     request: Request,
     connection: Connection,
     response: Response,
     changes: Sequence[recording.Change],
 ) -> None:
-    """Write the audit entries of a successful mutating tenant request, in its transaction.
+    """Write the audit entries of a successful mutating request, in its transaction: a
+    tenant request's in the tenant's trail, a platform operator's (`/api/v1/tenants...`)
+    in the platform trail, each entry naming the tenant of the path or the one created.
 
-    Requests that entered no tenant (platform operations, routes of their own) are not
-    in any tenant's trail.
+    Requests that entered no tenant and are no platform operation (routes of their own)
+    are in no trail.
     """
     principal = getattr(request.state, "principal", None)
-    tenant_id = request.path_params.get("tenant_id")
-    if (
-        not isinstance(principal, Principal)
-        or principal.tenant_id is None
-        or principal.tenant_id != tenant_id
-        or context.bound_fields(request.scope).get("tenant") != tenant_id
-    ):
+    if not isinstance(principal, Principal):
         return
     origin = service.Origin.of(
         principal,
         request_id=getattr(request.state, "request_id", None),
         client=request.client.host if request.client is not None else None,
     )
+    tenant_id = request.path_params.get("tenant_id")
+    entered = context.bound_fields(request.scope).get("tenant")
+    if principal.tenant_id is None and principal.can(Permission.PLATFORM) and entered is None:
+        await service.write_platform(
+            connection,
+            origin=origin,
+            changes=changes,
+            tenant_id=tenant_id if isinstance(tenant_id, str) else None,
+            otherwise=generic_platform_change(request, response),
+        )
+        return
+    if principal.tenant_id is None or principal.tenant_id != tenant_id or entered != tenant_id:
+        return
     await service.write(
         connection,
         tenant_id=tenant_id,

@@ -1,4 +1,5 @@
-"""The `audit_entry` table: the append-only audit trail.
+"""The audit trails: `audit_entry` (each tenant's) and `platform_audit_entry` (platform
+operations), both append-only.
 
 The service role may only read and insert rows (no UPDATE or DELETE grant): an entry, once
 written, cannot be changed or removed by the service. Offboarding a tenant still removes
@@ -42,3 +43,38 @@ audit_entry = Table(
         "occurred_at",
     ),
 )
+
+platform_audit_entry = Table(
+    "platform_audit_entry",
+    metadata,
+    Column("id", UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")),
+    Column(
+        "occurred_at",
+        TIMESTAMP(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("target_tenant_id", Text, nullable=True),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("entity_id", Text, nullable=True),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("client_address", Text, nullable=True),
+    PrimaryKeyConstraint("id"),
+    Index(
+        "ix_platform_audit_entry_target_tenant_id_occurred_at_id",
+        "target_tenant_id",
+        "occurred_at",
+        "id",
+    ),
+)
+"""The platform trail: one entry per platform operation (tenant lifecycle, export, the
+command line's mutations). `target_tenant_id` names the tenant the operation concerned,
+without a foreign key (the entry of a deletion outlives the tenant) and deliberately not
+as `tenant_id`: a `tenant_id` column makes a table tenant-owned (exported and isolated per
+tenant). Readable and insertable only in the platform scope (row-level security), never
+updated or deleted by the service (no grant)."""

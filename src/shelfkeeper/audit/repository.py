@@ -1,11 +1,12 @@
-"""SQL for the audit trail. Only INSERT and SELECT: the service role may do nothing else."""
+"""SQL for the audit trails (`audit_entry`, `platform_audit_entry`). Only INSERT and SELECT:
+the service role may do nothing else."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from shelfkeeper.db.database import Connection, Record
 from shelfkeeper.kit.pagination import Keyset
@@ -76,6 +77,52 @@ async def insert(db: Connection, *, tenant_id: str, entries: Sequence[NewEntry])
     )
 
 
+PLATFORM_INSERT = """
+INSERT INTO platform_audit_entry
+    (target_tenant_id, actor, role, action, entity_type, entity_id, before, after,
+     request_id, client_address)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+
+async def insert_platform(
+    db: Connection, *, entries: Sequence[tuple[str | None, NewEntry]]
+) -> None:
+    """Append platform entries, each with the tenant it concerned, in order; `db` must be
+    bound to the platform scope (row-level security refuses the rows otherwise)."""
+    await db.executemany(
+        PLATFORM_INSERT,
+        [
+            (
+                target_tenant_id,
+                entry.actor,
+                entry.role,
+                entry.action,
+                entry.entity_type,
+                entry.entity_id,
+                entry.before,
+                entry.after,
+                entry.request_id,
+                entry.client_address,
+            )
+            for target_tenant_id, entry in entries
+        ],
+    )
+
+
+async def current_binding(db: Connection) -> str | None:
+    """The tenant (or scope) the transaction is bound to, if any."""
+    bound: str | None = await db.fetchval("SELECT current_setting('app.tenant_id', true)")
+    return bound or None
+
+
+TRAILS = {
+    "tenant": ("audit_entry", "tenant_id", COLUMNS),
+    "platform": ("platform_audit_entry", "target_tenant_id", f"{COLUMNS}, target_tenant_id"),
+}
+"""Each trail's table, the column naming the tenant of an entry, and the columns read."""
+
+
 async def list_page(
     db: Connection,
     *,
@@ -85,11 +132,15 @@ async def list_page(
     entity_id: str | None,
     actor: str | None,
     after: datetime | None,
+    trail: Literal["tenant", "platform"] = "tenant",
 ) -> list[Record]:
+    """A page of the entries about `tenant_id` of the tenant's own trail or of the
+    platform's (in a transaction bound to the tenant, or to the platform scope)."""
+    table, tenant_column, columns = TRAILS[trail]
     return await db.fetch(
         f"""
-        SELECT {COLUMNS} FROM audit_entry
-        WHERE tenant_id = $1
+        SELECT {columns} FROM {table}
+        WHERE {tenant_column} = $1
           AND ($2::text IS NULL OR entity_type = $2)
           AND ($3::text IS NULL OR entity_id = $3)
           AND ($4::text IS NULL OR actor = $4)

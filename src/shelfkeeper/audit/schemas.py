@@ -15,7 +15,8 @@ class AuditEntry(BaseModel):
     id: UUID
     occurred_at: datetime
     actor: str = Field(
-        description="`user:<sub>`, `api_key:<key id>`, or `system` (jobs, signed callbacks)."
+        description="`user:<sub>`, `api_key:<key id>`, `system` (jobs, signed callbacks), "
+        "or `cli:<os user>` (the command line, in the platform trail)."
     )
     role: str | None = Field(description="The actor's role; null for `system`.")
     action: str = Field(
@@ -33,3 +34,13 @@ class AuditEntry(BaseModel):
     )
     request_id: str | None = Field(description="The request's `X-Request-ID`; null for jobs.")
     client_address: str | None = Field(description="The client's IP address; null for jobs.")
+
+
+class PlatformAuditEntry(AuditEntry):
+    """One platform operation (tenant lifecycle, export, the command line's mutations), as
+    recorded in the transaction that made it; kept after the tenant is deleted."""
+
+    tenant_id: str | None = Field(
+        description="The tenant the operation concerned (it may no longer exist).",
+        examples=["acme"],
+    )

@@ -7,23 +7,30 @@ entry (its operation and the entity its path or response names). Entries never h
 personal data or secrets: fields whose names suggest them are replaced by `[REDACTED]`
 (at any depth), and e-mail addresses, tokens, API keys and webhook secrets are scrubbed
 from every text. Only the fields that changed are kept.
+
+Platform operations (the tenant lifecycle, exports, the command line's mutations) go to the
+platform trail (`platform_audit_entry`) instead, redacted the same way, each entry naming
+the tenant it concerned: `write_platform` (a request's, from its auditor),
+`platform_transaction` (a command's transaction), `record_platform_operation` (one entry,
+from any transaction). Entries of the command line are `cli_origin()`'s.
 """
 
 from __future__ import annotations
 
+import getpass
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
 from shelfkeeper.audit import repository
-from shelfkeeper.audit.schemas import AuditEntry
-from shelfkeeper.auth.principal import Principal
-from shelfkeeper.db.database import Connection, Database, Record
+from shelfkeeper.audit.schemas import AuditEntry, PlatformAuditEntry
+from shelfkeeper.auth.principal import Principal, Role
+from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Record, bind_tenant
 from shelfkeeper.kit import recording
 from shelfkeeper.kit.pagination import TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.observability.logging import scrub
@@ -65,6 +72,19 @@ class Origin:
 
 SYSTEM = Origin(actor="system", role=None)
 """The service itself (jobs): no role, no request."""
+
+TENANT_ENTITY = "tenant"
+"""The entity type of a tenant itself (platform operations' changes)."""
+
+
+def cli_origin() -> Origin:
+    """The operator running a command line mutation: `cli:<os user>`, role
+    `platform_admin` (whoever can run the command holds the database), no request."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no login name in the environment and no passwd entry
+        user = "unknown"
+    return Origin(actor=f"cli:{user}", role=Role.PLATFORM_ADMIN.value)
 
 
 def redact(value: Any) -> Any:
@@ -155,6 +175,80 @@ async def write_each(
     return len(new)
 
 
+def _concerned(change: recording.Change, tenant_id: str | None) -> str | None:
+    if tenant_id is not None:
+        return tenant_id
+    return change.entity_id if change.entity_type == TENANT_ENTITY else None
+
+
+async def write_platform(
+    db: Connection,
+    *,
+    origin: Origin,
+    changes: Sequence[recording.Change],
+    tenant_id: str | None = None,
+    otherwise: recording.Change | None = None,
+) -> int:
+    """Append one platform entry per change (or the entry `otherwise` when there is none)
+    in the transaction `db`, redacted like a tenant's entries; returns how many.
+
+    Each entry concerns `tenant_id`, or, when that is None, the tenant a change to a
+    `tenant` names. Whatever tenant `db` is bound to, the entries are written in the
+    platform scope (the table's row-level security) and the binding is restored after.
+    """
+    described = list(changes) or ([otherwise] if otherwise is not None else [])
+    if not described:
+        return 0
+    new = entries(origin, described)
+    concerned = [_concerned(change, tenant_id) for change in described]
+    bound = await repository.current_binding(db)
+    if bound != PLATFORM_SCOPE:
+        await bind_tenant(db, PLATFORM_SCOPE)
+    await repository.insert_platform(db, entries=list(zip(concerned, new, strict=True)))
+    if bound != PLATFORM_SCOPE:
+        await bind_tenant(db, bound or "")
+    return len(new)
+
+
+async def record_platform_operation(
+    db: Connection,
+    *,
+    tenant_id: str | None,
+    action: str,
+    entity_type: str = TENANT_ENTITY,
+    entity_id: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    origin: Origin | None = None,
+) -> None:
+    """Append one platform entry in the transaction `db` (any binding): for command line
+    operations (`origin` defaults to `cli_origin()`) such as key rotation. `entity_id`
+    defaults to `tenant_id` for a change to the tenant itself."""
+    if entity_id is None and entity_type == TENANT_ENTITY:
+        entity_id = tenant_id
+    await write_platform(
+        db,
+        origin=origin or cli_origin(),
+        tenant_id=tenant_id,
+        changes=[recording.Change(entity_type, entity_id, action, before, after)],
+    )
+
+
+@asynccontextmanager
+async def platform_transaction(
+    database: Database, *, origin: Origin | None = None
+) -> AsyncIterator[Connection]:
+    """A transaction in the platform scope for a platform operation outside a request (the
+    command line): the changes its services describe become platform entries, as `origin`
+    (default `cli_origin()`), written in it before it commits; its after-commit work runs
+    once it has committed."""
+    with recording.unit_of_work() as work:
+        async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+            yield db
+            await write_platform(db, origin=origin or cli_origin(), changes=work.changes)
+    work.committed()
+
+
 @asynccontextmanager
 async def audited_transaction(
     database: Database, tenant_id: str, *, origin: Origin = SYSTEM
@@ -185,6 +279,37 @@ def _entry(row: Record) -> AuditEntry:
     )
 
 
+def _platform_entry(row: Record) -> PlatformAuditEntry:
+    return PlatformAuditEntry(tenant_id=row["target_tenant_id"], **_entry(row).model_dump())
+
+
+async def _rows(
+    db: Connection,
+    *,
+    trail: Literal["tenant", "platform"],
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    entity_type: str | None,
+    entity_id: str | None,
+    actor: str | None,
+    after: datetime | None,
+) -> list[Record]:
+    if after is not None and after.tzinfo is None:
+        after = after.replace(tzinfo=UTC)
+    page = keyset(sort=SORT, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
+    return await repository.list_page(
+        db,
+        tenant_id=tenant_id,
+        keyset=page,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor=actor,
+        after=after,
+        trail=trail,
+    )
+
+
 async def list_entries(
     db: Connection,
     principal: Principal,
@@ -199,13 +324,12 @@ async def list_entries(
     """The tenant's entries, newest first; `after` keeps those strictly later (a time
     without a zone is UTC). Raises ValidationFailed (422) for a foreign cursor."""
     assert principal.tenant_id is not None
-    if after is not None and after.tzinfo is None:
-        after = after.replace(tzinfo=UTC)
-    page = keyset(sort=SORT, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
-    rows = await repository.list_page(
+    rows = await _rows(
         db,
+        trail="tenant",
         tenant_id=principal.tenant_id,
-        keyset=page,
+        cursor=cursor,
+        limit=limit,
         entity_type=entity_type,
         entity_id=entity_id,
         actor=actor,
@@ -213,6 +337,40 @@ async def list_entries(
     )
     return page_of(
         [_entry(row) for row in rows],
+        limit=limit,
+        sort=SORT,
+        sort_value=lambda entry: entry.occurred_at,
+        row_id=lambda entry: entry.id,
+    )
+
+
+async def list_platform_entries(
+    db: Connection,
+    *,
+    tenant_id: str,
+    cursor: str | None,
+    limit: int,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor: str | None = None,
+    after: datetime | None = None,
+) -> Page[PlatformAuditEntry]:
+    """The platform's entries about `tenant_id` (which need not exist any more), newest
+    first, filtered and paged as `list_entries`; `db` bound to the platform scope. Raises
+    ValidationFailed (422) for a foreign cursor."""
+    rows = await _rows(
+        db,
+        trail="platform",
+        tenant_id=tenant_id,
+        cursor=cursor,
+        limit=limit,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor=actor,
+        after=after,
+    )
+    return page_of(
+        [_platform_entry(row) for row in rows],
         limit=limit,
         sort=SORT,
         sort_value=lambda entry: entry.occurred_at,

@@ -12,6 +12,11 @@ tenant per transaction so row-level security stays on: the tenants the relay in 
 has just numbered events for and the tenants with deliveries still pending, every
 `poll_seconds`; every tenant every `SHELFKEEPER_RELAY_POLL_INTERVAL_SECONDS`.
 
+A suspended tenant's deliveries are held: `shelfkeeper_due_delivery_tenants()` names only
+active tenants, and a tenant woken by the relay is entered (its status checked) before any
+delivery is leased. They stay pending, unattempted (so they count toward no endpoint's
+disabling), and go out once the tenant is reactivated, at the next scan.
+
 Sending (`send`): the URL is parsed and its host resolved, every address is checked by
 `kit.outbound` (unless private networks are allowed), and the request goes to a checked
 address, never to the name again (no DNS rebinding); `Host` and the TLS server name stay
@@ -37,6 +42,7 @@ from shelfkeeper.event import relay
 from shelfkeeper.event import webhook_service as service
 from shelfkeeper.kit import outbound
 from shelfkeeper.observability import metrics
+from shelfkeeper.tenant import service as tenant_service
 
 logger = logging.getLogger("shelfkeeper.event.webhook")
 
@@ -191,8 +197,14 @@ class Dispatcher:
             return await service.due_tenants(db)
 
     async def dispatch_tenant(self, tenant_id: str, *, limit: int) -> int:
-        """Lease up to `limit` of the tenant's due deliveries and start sending them."""
+        """Lease up to `limit` of the tenant's due deliveries and start sending them; none
+        while the tenant is suspended (or gone): its deliveries wait, pending."""
         async with self.database.tenant_transaction(tenant_id) as db:
+            try:
+                await tenant_service.enter(db, tenant_id)
+            except (tenant_service.TenantSuspended, tenant_service.TenantNotFound):
+                self.busy.discard(tenant_id)
+                return 0
             claims = await service.claim(
                 db, tenant_id=tenant_id, limit=limit, lease_seconds=self.lease_seconds
             )

@@ -1,8 +1,11 @@
-"""`/api/v1/tenants`: the tenant lifecycle, for platform operators.
+"""`/api/v1/tenants`: the tenant lifecycle, for platform operators, and the platform audit
+trail of each tenant (`/tenants/{tenantId}/audit-log`).
 
-The export streams (it may be large), so it is not a `TransactionalRoute`: like the event
-stream, it authorizes in a short transaction of its own, then reads in another that lasts
-as long as the client reads (`export_router`).
+Every mutation here is audited in the platform trail by the route's auditor (the service
+describes it). The export streams (it may be large), so it is not a `TransactionalRoute`:
+like the event stream, it authorizes in a short transaction of its own, which also records
+the export in the platform trail, then reads in another that lasts as long as the client
+reads (`export_router`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from shelfkeeper.audit import service as audit_service
+from shelfkeeper.audit.endpoints import Filters
+from shelfkeeper.audit.schemas import PlatformAuditEntry
 from shelfkeeper.auth.dependencies import (
     PlatformAdministrator,
     PlatformSession,
@@ -20,6 +26,7 @@ from shelfkeeper.auth.dependencies import (
     platform_principal,
 )
 from shelfkeeper.db.database import Database
+from shelfkeeper.kit import recording
 from shelfkeeper.kit.conditional import check_not_modified, expected_version, set_etag
 from shelfkeeper.kit.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReuse
 from shelfkeeper.kit.pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page
@@ -129,6 +136,37 @@ async def delete_tenant(
     await service.delete(db, tenant_id=tenant_id)
 
 
+@router.get(
+    "/{tenant_id}/audit-log",
+    summary="List a tenant's platform audit entries",
+    description="The platform operations that concerned the tenant, newest first: its "
+    "creation (by the API or the command line), updates, suspensions and reactivations "
+    "(with the changed fields before and after), exports and its deletion (how many rows "
+    "went, how many data keys were destroyed). Readable after the tenant is deleted; a "
+    "tenant that never existed has no entries. The same filters and pagination as a "
+    "tenant's own `/{tenantId}/audit-log`, which this is not: that one is the tenant's "
+    "trail, for its admins.",
+)
+async def list_platform_audit_entries(
+    tenant_id: TenantIdPath,
+    principal: PlatformAdministrator,
+    db: PlatformSession,
+    filters: Filters,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[PlatformAuditEntry]:
+    return await audit_service.list_platform_entries(
+        db,
+        tenant_id=tenant_id,
+        cursor=cursor,
+        limit=limit,
+        entity_type=filters.entity_type,
+        entity_id=filters.entity_id,
+        actor=filters.actor,
+        after=filters.after,
+    )
+
+
 NDJSON = "application/x-ndjson"
 
 
@@ -139,7 +177,8 @@ NDJSON = "application/x-ndjson"
     'decrypted, from one consistent snapshot. `format=json` (default): `{"tenant": {...}, '
     '"tables": {"<table>": [rows...]}}`; `format=ndjson` (or `Accept: application/x-ndjson`): '
     'one `{"table", "row"}` object per line, the tenant first. Data keys and stored '
-    "idempotent responses are left out; credentials (callback secrets) are null.",
+    "idempotent responses are left out; credentials (callback secrets) are null. Each "
+    "export is recorded in the platform audit trail (action `export`) before it streams.",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -161,16 +200,31 @@ async def export_tenant(
     ] = None,
 ) -> StreamingResponse:
     database: Database = request.app.state.database
-    async with database.transaction(readonly=True) as connection:
+    ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
+    extension = "ndjson" if ndjson else "json"
+    async with database.transaction() as connection:
         request.state.connection = connection
         try:
             principal = await authenticate(request, await bearer(request))
             await platform_principal(request, principal)
             await service.get(connection, tenant_id=tenant_id)
+            # An offboarding step worth a record: who took the tenant's data, and when.
+            await audit_service.write_platform(
+                connection,
+                origin=audit_service.Origin.of(
+                    principal,
+                    request_id=getattr(request.state, "request_id", None),
+                    client=request.client.host if request.client is not None else None,
+                ),
+                tenant_id=tenant_id,
+                changes=[
+                    recording.Change(
+                        service.ENTITY, tenant_id, "export", after={"format": extension}
+                    )
+                ],
+            )
         finally:
             del request.state.connection
-    ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
-    extension = "ndjson" if ndjson else "json"
     return StreamingResponse(
         service.export(database, tenant_id=tenant_id, ndjson=ndjson),
         media_type=NDJSON if ndjson else "application/json",

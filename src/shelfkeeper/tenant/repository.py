@@ -53,8 +53,11 @@ async def insert(db: Connection, *, tenant_id: str, name: str, settings: dict[st
     return row
 
 
-async def get(db: Connection, tenant_id: str) -> Record | None:
-    return await db.fetchrow(f"SELECT {COLUMNS} FROM tenant WHERE id = $1", tenant_id)
+async def get(db: Connection, tenant_id: str, *, for_update: bool = False) -> Record | None:
+    """The tenant's row; `for_update` locks it until the transaction ends (so what is read
+    stays what an update changes)."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await db.fetchrow(f"SELECT {COLUMNS} FROM tenant WHERE id = $1{lock}", tenant_id)
 
 
 async def list_page(db: Connection, *, keyset: Keyset) -> list[Record]:
@@ -146,6 +149,19 @@ async def tenant_tables(db: Connection) -> list[str]:
         """
     )
     return [row["relname"] for row in rows]
+
+
+async def count_tenant_rows(db: Connection, *, tables: list[str], tenant_id: str) -> dict[str, int]:
+    """How many rows the tenant has in each of `tables` (catalogue names), in one statement;
+    `db` bound to the tenant."""
+    if not tables:
+        return {}
+    counts = ", ".join(
+        f"(SELECT count(*) FROM {quote_identifier(table)} WHERE tenant_id = $1)" for table in tables
+    )
+    row = await db.fetchrow(f"SELECT ARRAY[{counts}]", tenant_id)
+    assert row is not None
+    return dict(zip(tables, row[0], strict=True))
 
 
 async def tenant_rows(db: Connection, *, table: str, tenant_id: str) -> AsyncIterator[Record]:

@@ -3,6 +3,10 @@
 Offboarding (`delete`, `export`) is cross-domain by nature, and lives here, in one place:
 the export reads every tenant-owned table (found in the catalogue, not listed), and the
 deletion relies on every tenant table's foreign key to `tenant` cascading.
+
+Creating, updating and deleting a tenant describe their changes (`kit.recording`) for the
+platform audit trail, written in the same transaction by whoever owns it (the request's
+route, or `audit.service.platform_transaction` on the command line).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Record, bind_tenant
-from shelfkeeper.kit import idempotency
+from shelfkeeper.kit import idempotency, recording
 from shelfkeeper.kit.pagination import TEXT_FIELD, TIMESTAMP_FIELD, Page, SortField, keyset, page_of
 from shelfkeeper.kit.problems import Conflict, Forbidden, NotFound, VersionMismatch
 from shelfkeeper.privacy import service as privacy_service
@@ -62,6 +66,22 @@ def _tenant(row: Record) -> Tenant:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+ENTITY = "tenant"
+
+
+def _described(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's state as its audit entries show it: name, status and each setting
+    (`settings.<name>`, unset ones null), so that an update keeps just what it changed."""
+    settings = {f"settings.{key}": value for key, value in tenant.settings.model_dump().items()}
+    return {"name": tenant.name, "status": tenant.status, **settings}
+
+
+def _update_action(before: Tenant, after: Tenant) -> str:
+    if before.status != after.status:
+        return "suspend" if after.status == "suspended" else "reactivate"
+    return "update"
 
 
 def default_low_stock_threshold_sql(tenant_parameter: str) -> str:
@@ -112,7 +132,9 @@ async def create(db: Connection, *, body: TenantCreate) -> Tenant:
         )
     except repository.DuplicateTenant as error:
         raise TenantExists(f"Tenant `{body.id}` already exists.") from error
-    return _tenant(row)
+    tenant = _tenant(row)
+    recording.record_change(ENTITY, tenant.id, "create", after=_described(tenant))
+    return tenant
 
 
 async def get(db: Connection, *, tenant_id: str) -> Tenant:
@@ -147,7 +169,11 @@ async def list_tenants(
 async def update(
     db: Connection, *, tenant_id: str, body: TenantUpdate, expected_version: int | None
 ) -> Tenant:
-    """Apply a partial update. Raises TenantNotFound (404) or VersionMismatch (412)."""
+    """Apply a partial update, described as `suspend`, `reactivate` (the status changed) or
+    `update`. Raises TenantNotFound (404) or VersionMismatch (412)."""
+    current = await repository.get(db, tenant_id, for_update=True)
+    if current is None:
+        raise TenantNotFound(f"No tenant `{tenant_id}`.")
     changes = body.changes()
     settings = changes.get("settings")
     row = await repository.update(
@@ -161,9 +187,16 @@ async def update(
         expected_version=expected_version,
     )
     if row is None:
-        await get(db, tenant_id=tenant_id)
         raise VersionMismatch("The tenant has changed since you read it.")
-    return _tenant(row)
+    before, tenant = _tenant(current), _tenant(row)
+    recording.record_change(
+        ENTITY,
+        tenant_id,
+        _update_action(before, tenant),
+        before=_described(before),
+        after=_described(tenant),
+    )
+    return tenant
 
 
 async def all_ids(db: Connection) -> list[str]:
@@ -179,16 +212,36 @@ async def delete(db: Connection, *, tenant_id: str) -> None:
     taken from now on, cannot be opened), delete its stored idempotent responses (kept
     under the tenant's id without a foreign key, since the platform scope has some too)
     and the rows that a `RESTRICT` foreign key would hold the cascade up with, then the
-    tenant, whose deletion cascades to every row of every tenant-owned table. Raises
-    TenantNotFound (404)."""
+    tenant, whose deletion cascades to every row of every tenant-owned table. Described
+    (for the platform trail) with what went: the rows of each table, and how many data
+    keys were destroyed. Raises TenantNotFound (404)."""
+    current = await repository.get(db, tenant_id, for_update=True)
+    if current is None:
+        raise TenantNotFound(f"No tenant `{tenant_id}`.")
     await bind_tenant(db, tenant_id)
-    await privacy_service.destroy_keys(db, tenant_id=tenant_id)
+    counts = await repository.count_tenant_rows(
+        db, tables=await repository.tenant_tables(db), tenant_id=tenant_id
+    )
+    keys_destroyed = await privacy_service.destroy_keys(db, tenant_id=tenant_id)
     await idempotency.forget(db, scope=tenant_id)
     for table in await repository.restricting_tables(db):
         await repository.delete_tenant_rows(db, table=table, tenant_id=tenant_id)
     await bind_tenant(db, PLATFORM_SCOPE)
     if not await repository.delete(db, tenant_id):
         raise TenantNotFound(f"No tenant `{tenant_id}`.")
+    recording.record_change(
+        ENTITY,
+        tenant_id,
+        "delete",
+        before=_described(_tenant(current)),
+        after={
+            "rows_deleted": sum(counts.values()),
+            "rows_deleted_per_table": [
+                {"table": table, "rows": rows} for table, rows in counts.items() if rows
+            ],
+            "data_keys_destroyed": keys_destroyed,
+        },
+    )
 
 
 EXPORT_SKIPPED_TABLES = frozenset({"tenant_data_key", "idempotency_key"})
