@@ -461,6 +461,25 @@ def _run_keys_job(job: Callable[[Database], Any]) -> Any:
         return asyncio.run(run(dsn))
 
 
+KEY_ENTITY = "data_key"
+
+
+async def _audit_key_operation(
+    database: Database, *, tenant_id: str, action: str, after: dict[str, Any]
+) -> None:
+    """One platform entry for a key operation on a tenant, as `cli:<os user>`, written
+    once the operation has ended (it spans several transactions of its own)."""
+    async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+        await audit_service.record_platform_operation(
+            db,
+            tenant_id=tenant_id,
+            action=action,
+            entity_type=KEY_ENTITY,
+            entity_id=tenant_id,
+            after=after,
+        )
+
+
 @keys.command(name="rotate-data-key")
 @click.option("--tenant", "tenant_id", help="Rotate this tenant's data key.")
 @click.option("--all", "every", is_flag=True, help="Rotate every tenant's data key.")
@@ -502,8 +521,19 @@ def rotate_data_key(
                     wait_timeout_seconds=wait_timeout,
                 )
                 results.append((each, done.summary()))
+                after: dict[str, Any] = {
+                    "version": done.version,
+                    # a count: the fields' names (`sales_order.customer`, ...) would be
+                    # redacted as personal data by the trail's rules
+                    "values_resealed": sum(done.resealed.values()),
+                    "deleted_versions": done.deleted_versions,
+                }
             except (rotation.RotationIncomplete, rotation.DataKeyUnavailable) as error:
                 results.append((each, str(error)))
+                after = {"completed": False, "error": str(error)}
+            await _audit_key_operation(
+                database, tenant_id=each, action="rotate_data_key", after=after
+            )
         return results
 
     failed = False
@@ -534,9 +564,18 @@ def rewrap() -> None:
                 done = await rotation.rewrap(database, tenant_id=each)
             except rotation.DataKeyUnavailable as error:
                 failed[each] = str(error)
+                await _audit_key_operation(
+                    database,
+                    tenant_id=each,
+                    action="rewrap",
+                    after={"completed": False, "error": str(error)},
+                )
                 continue
             if done.rewrapped:
                 rewrapped[each] = done.rewrapped
+                await _audit_key_operation(
+                    database, tenant_id=each, action="rewrap", after={"rewrapped": done.rewrapped}
+                )
         return rewrapped, failed
 
     rewrapped, failed = _run_keys_job(job)
@@ -559,7 +598,15 @@ def prune() -> None:
     """Destroy the key shares of tenants that no longer exist; print their ids (JSON)."""
     from shelfkeeper.privacy import rotation
 
-    pruned = _run_keys_job(rotation.prune)
+    async def job(database: Database) -> list[str]:
+        pruned = await rotation.prune(database)
+        for each in pruned:
+            await _audit_key_operation(
+                database, tenant_id=each, action="prune_share", after={"share_destroyed": True}
+            )
+        return pruned
+
+    pruned = _run_keys_job(job)
     click.echo(json.dumps({"pruned": pruned}))
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -329,7 +330,24 @@ async def test_rewrap_moves_keys_to_the_new_master_and_a_share(
     assert not any(entry["master_key"] == old_print for entry in status_after["data_keys"])
 
 
-def test_keys_status_and_prune_on_the_command_line(
+async def platform_actions(database_url: str, tenant_id: str) -> list[tuple[str, str, Any]]:
+    """The platform trail's entries about `tenant_id` (entity, action, after), oldest first."""
+    owner = await asyncpg.connect(database_url)
+    try:
+        rows = await owner.fetch(
+            "SELECT entity_type, action, after FROM platform_audit_entry"
+            " WHERE target_tenant_id = $1 ORDER BY occurred_at, id",
+            tenant_id,
+        )
+    finally:
+        await owner.close()
+    return [
+        (row["entity_type"], row["action"], json.loads(row["after"]) if row["after"] else None)
+        for row in rows
+    ]
+
+
+async def test_keys_status_and_prune_on_the_command_line(
     database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
     store = DirectoryKeyStore(tmp_path / "keystore")
@@ -353,11 +371,14 @@ def test_keys_status_and_prune_on_the_command_line(
     assert json.loads(pruned.stdout) == {"pruned": ["ghost-tenant-that-never-was"]}
     assert json.loads(pruned_again.stdout) == {"pruned": []}
     assert store.list() == []
+    assert await platform_actions(database_url, "ghost-tenant-that-never-was") == [
+        ("data_key", "prune_share", {"share_destroyed": True})
+    ]
     assert refused.returncode == 2
     assert "give --tenant ID or --all" in refused.stderr
 
 
-def test_keys_rotate_data_key_on_the_command_line(
+async def test_keys_rotate_data_key_on_the_command_line(
     database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
     env = cli_environment(
@@ -380,3 +401,8 @@ def test_keys_rotate_data_key_on_the_command_line(
     }
     assert missing.returncode == 2
     assert "no tenant `no-such-tenant`" in missing.stderr
+    assert (await platform_actions(database_url, "rotate-cli-tenant"))[-1] == (
+        "data_key",
+        "rotate_data_key",
+        {"version": None, "values_resealed": 0, "deleted_versions": []},
+    )
