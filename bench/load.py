@@ -334,7 +334,7 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncpg
 
     from bench import statements
-    from shelfkeeper.audit import service as audit_service  # helper-c
+    from shelfkeeper.audit import service as audit_service
     from shelfkeeper.auth.principal import Principal, Role
     from shelfkeeper.config import Settings
     from shelfkeeper.db.database import init_connection, keep_session
@@ -416,21 +416,18 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
         )
         return "ok" if row is not None else "refused"
 
-    # helper-c: begin
     placed_by = order_service.PlacedBy(
         origin=audit_service.Origin(
             actor="user:bench", role="admin", request_id=None, client_address="127.0.0.1"
         ),
         action="create_order",
     )
-    # helper-c: end
 
     async def order(connection: Any, step: Step) -> str:
         body = order_of(step)
         try:
             async with connection.transaction():
                 await tenant.enter(connection, step.tenant_id)
-                # helper-c: begin
                 # The service writes the audit entry itself (before the order's number), as
                 # it does for the request: the same statements in the same order.
                 await order_service.create(
@@ -440,7 +437,6 @@ async def run_sql(spec: dict[str, Any]) -> dict[str, Any]:
                     blind_index=blind_index,
                     audit=placed_by,
                 )
-                # helper-c: end
         except Exception as error:  # the service's 4xx problems
             return f"refused:{type(error).__name__}"
         return "ok"

@@ -6,8 +6,8 @@ Places `--orders` single-line orders on distinct SKUs at once through the in-pro
 `--rounds` times per design, on a fresh migrated database (the test server at
 127.0.0.1:5432, or an embedded one), and prints the wall time of each burst and the mean
 latency of its requests. "first" is the design this project rejects: the counter row is
-incremented right after the order row is inserted, so its lock is held during all the
-stock work of the transaction and unrelated orders queue behind each other.
+incremented before the order's stock is reserved, so its lock is held during all the stock
+work of the transaction and unrelated orders queue behind each other.
 
 `--latency-ms` adds that much delay before every statement, as a network between the
 service and PostgreSQL would (the in-process default has next to none, and then Python's
@@ -36,7 +36,9 @@ from shelfkeeper.auth.tokens import issue_token
 from shelfkeeper.config import Settings
 from shelfkeeper.db import migrate
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database
-from shelfkeeper.order import repository
+from shelfkeeper.event import service as event_service
+from shelfkeeper.event.schemas import EventType
+from shelfkeeper.order import repository, service
 from shelfkeeper.tenant import service as tenant_service
 from shelfkeeper.tenant.schemas import TenantCreate
 
@@ -59,25 +61,47 @@ def add_latency(seconds: float) -> None:
 
 
 def counter_first() -> Callable[[], None]:
-    """Switch the service to incrementing the counter first; returns the undo."""
-    insert, assign = repository.insert_order, repository.assign_number
+    """Switch the service to incrementing the counter first (before the order's stock is
+    reserved, so its lock is held through the stock work); returns the undo."""
+    reserve, assign = service._reserve, repository.assign_number
     numbers: dict[UUID, int] = {}
 
-    async def insert_then_number(
-        db: Connection, *, tenant_id: str, order: repository.NewOrder, actor: str
-    ) -> UUID:
-        order_id = await insert(db, tenant_id=tenant_id, order=order, actor=actor)
-        numbers[order_id] = await assign(db, tenant_id=tenant_id, order_id=order_id)
-        return order_id
+    async def number_then_reserve(db: Connection, principal: Any, **arguments: Any) -> Any:
+        order_id = UUID(arguments["reference"].removeprefix("order:"))
+        numbers[order_id] = await db.fetchval(
+            """
+            INSERT INTO order_counter AS c (tenant_id, last) VALUES ($1, 1)
+            ON CONFLICT (tenant_id) DO UPDATE SET last = c.last + 1
+            RETURNING c.last
+            """,
+            principal.tenant_id,
+        )
+        return await reserve(db, principal, **arguments)
 
-    async def numbered_already(db: Connection, *, tenant_id: str, order_id: UUID) -> int:
-        return numbers.pop(order_id)
+    async def numbered_already(
+        db: Connection, *, tenant_id: str, order_id: UUID, event: repository.NumberedEvent
+    ) -> int:
+        number = numbers.pop(order_id)
+        await db.execute(
+            "UPDATE sales_order SET number = $3 WHERE tenant_id = $1 AND id = $2",
+            tenant_id,
+            order_id,
+            number,
+        )
+        await event_service.record(
+            db,
+            tenant_id=tenant_id,
+            type=EventType(event.type),
+            subject=event.subject,
+            data={**event.data, "number": number},
+        )
+        return number
 
-    repository.insert_order = insert_then_number  # type: ignore[assignment]
-    repository.assign_number = numbered_already  # type: ignore[assignment]
+    service._reserve = number_then_reserve
+    repository.assign_number = numbered_already
 
     def undo() -> None:
-        repository.insert_order, repository.assign_number = insert, assign  # type: ignore[assignment]
+        service._reserve, repository.assign_number = reserve, assign
 
     return undo
 

@@ -80,9 +80,9 @@ async def test_forty_orders_race_for_scarce_overlapping_stock(
         "D": {places["E"]: 5, places["N"]: 4},
     }
     variant_of = {}
-    for sku, stocked in on_hand.items():
+    for sku, units in on_hand.items():
         _, variant_of[sku] = await stocked_item(
-            client, world, tenant=world.a, sku=sku, on_hand=stocked
+            client, world, tenant=world.a, sku=sku, on_hand=units
         )
     initial = await levels(owner_connection, tenant=world.a)
     token = world.token(world.a, "clerk")

@@ -55,6 +55,7 @@ async def test_an_exchange_returns_units_and_places_a_linked_order(
         "WHERE l.tenant_id = $1 AND v.sku = 'ROBE'",
         world.a,
     )
+    assert robe is not None
     assert tuple(robe) == (2, 1)
     await assert_ledger_sound(database, world.a)
 

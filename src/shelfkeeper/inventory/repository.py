@@ -599,6 +599,121 @@ async def apply(db: Connection, *, tenant_id: str, change: Change, actor: str) -
     return row
 
 
+# Reserving at several existing levels at once, all or nothing, in one statement (placing
+# an order, a hold). `decided` locks every level in the global lock order (variant id,
+# location id) and checks the `reserve` rule on each as it is once locked
+# (`shelfkeeper_lock_levels_to_reserve`, migration 0018); when a level is missing or cannot
+# take its units, it drops the locks it took and answers false, and nothing changes. Only
+# then does `level` change them, each with the same condition as a single `reserve` (a
+# level changed since the statement's snapshot is updated in its latest version, the one
+# that was checked). Movements and `InventoryUpdated` and `InventoryLowStock` events as a
+# single `reserve` writes them, level by level in the lock order. $2, $3, $4: the levels'
+# variants, locations and quantities (one entry per level); $5 to $8: reason, note,
+# reference, actor.
+BATCH_THRESHOLD = "coalesce(s.low_stock_threshold, c.fallback_threshold)"
+BATCH_FITS = CHANGES["reserve"][2].replace("$4", "w.quantity")
+BATCH_ALERT_STATE = _alert_state(
+    "s.on_hand - (s.reserved + w.quantity)", "s.version + 1", threshold=BATCH_THRESHOLD
+)
+RESERVE_LEVELS_STATEMENT = (
+    f"""
+WITH decided AS MATERIALIZED (
+    SELECT shelfkeeper_lock_levels_to_reserve($1, $2::uuid[], $3::uuid[], $4::bigint[])
+           AS all_fit
+),
+wanted AS MATERIALIZED (
+    SELECT w.variant_id, w.location_id, w.quantity
+    FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS w(variant_id, location_id, quantity)
+),
+context AS MATERIALIZED (
+    SELECT v.id AS variant_id, v.item_id, v.sku,
+           coalesce(i.low_stock_threshold,
+                    {tenant_service.default_low_stock_threshold_sql("$1")}) AS fallback_threshold
+    FROM variant v JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+    WHERE v.tenant_id = $1 AND v.id = ANY($2::uuid[])
+),
+level AS (
+    UPDATE stock_level AS s
+    SET reserved = s.reserved + w.quantity, version = s.version + 1, updated_at = now(),
+        {BATCH_ALERT_STATE}
+    FROM wanted w, context c
+    WHERE (SELECT all_fit FROM decided) AND s.tenant_id = $1
+      AND s.variant_id = w.variant_id AND s.location_id = w.location_id
+      AND c.variant_id = w.variant_id
+      AND {BATCH_FITS}
+    RETURNING s.*, {BATCH_THRESHOLD} AS threshold, w.quantity AS change_quantity
+),
+movement AS (
+    INSERT INTO stock_movement (tenant_id, variant_id, location_id, level_version, operation,
+                                quantity, on_hand_after, reserved_after, reason, note,
+                                reference, actor, created_at)
+    SELECT tenant_id, variant_id, location_id, version, 'reserve', change_quantity, on_hand,
+           reserved, $5, $6, $7, $8, clock_timestamp()
+    FROM level
+    ORDER BY variant_id, location_id
+    RETURNING tenant_id, id, variant_id, location_id, level_version, operation, quantity,
+              on_hand_after, reserved_after, reason, note, reference, actor, created_at
+),
+recorded AS (
+    {event_service.OUTBOX_INSERT}
+    SELECT tenant_id, type, subject, data FROM (
+        SELECT m.tenant_id, m.variant_id, m.location_id, m.level_version AS version,
+               1 AS position, '{EventType.INVENTORY_UPDATED}' AS type,
+               {EVENT_SUBJECT} AS subject, {INVENTORY_UPDATED_DATA} AS data
+        FROM movement m JOIN context c ON c.variant_id = m.variant_id
+        UNION ALL
+        SELECT l.tenant_id, l.variant_id, l.location_id, l.version, 2,
+               '{EventType.INVENTORY_LOW_STOCK}', {EVENT_SUBJECT}, {LOW_STOCK_DATA}
+        FROM level l JOIN context c ON c.variant_id = l.variant_id
+        WHERE l.low_stock_version = l.version
+    ) AS change
+    ORDER BY variant_id, location_id, version, position
+)
+"""
+    + event_service.outbox_notify_cte("$1")
+    + f"""
+SELECT count(*) FROM movement WHERE {event_service.OUTBOX_NOTIFIED}
+"""
+)
+
+
+async def reserve_levels(
+    db: Connection,
+    *,
+    tenant_id: str,
+    levels: Sequence[tuple[UUID, UUID, int]],
+    reason: str,
+    note: str | None,
+    reference: str | None,
+    actor: str,
+) -> bool:
+    """Reserve `(variant_id, location_id, quantity)` at each of several existing levels, all
+    or nothing, in one statement (`RESERVE_LEVELS_STATEMENT`); the levels must be distinct.
+
+    Returns whether they were reserved (each with its movement and events). False when a
+    level does not exist or cannot take its units: then nothing changed and no level is
+    left locked.
+    """
+    reserved: int = await db.fetchval(
+        RESERVE_LEVELS_STATEMENT,
+        tenant_id,
+        [variant_id for variant_id, _, _ in levels],
+        [location_id for _, location_id, _ in levels],
+        [quantity for _, _, quantity in levels],
+        reason,
+        note,
+        reference,
+        actor,
+    )
+    if reserved == 0:
+        return False
+    if reserved != len(levels):
+        # The levels were locked and checked first: each update must follow.
+        raise RuntimeError(f"reserved {reserved} of {len(levels)} locked levels")
+    _count_movements(*(["reserve"] * reserved))
+    return True
+
+
 def _count_movements(*operations: str) -> None:
     """Count the movements just written once their transaction commits: every movement is
     written here (`apply`, `ship`), so they are counted in this one place."""
@@ -900,7 +1015,10 @@ async def variants_for_references(
     """Every variant that an id, an item id or a SKU (an item's or a variant's) may name.
 
     Each row: the variant (`id`, `item_id`, `sku`, `price` as text), its item's `item_sku`
-    and `allow_backorder`, and `siblings`, how many variants the item has.
+    and `allow_backorder`, `siblings`, how many variants the item has, and its levels as
+    two arrays in the same order, `level_locations` and `level_available` (`on_hand -
+    reserved`, a plain read): what placing an order needs to plan, without a round trip of
+    its own (each by the primary key's prefix).
 
     Each way of naming is a join of the given values to a primary key, and each named item's
     variants are found by index (LATERAL), so no plan can read all of a tenant's items or
@@ -928,7 +1046,8 @@ async def variants_for_references(
                v.id, v.item_id, v.sku, v.price::text AS price, i.sku AS item_sku,
                i.allow_backorder,
                (SELECT count(*) FROM variant w
-                WHERE w.tenant_id = v.tenant_id AND w.item_id = v.item_id) AS siblings
+                WHERE w.tenant_id = v.tenant_id AND w.item_id = v.item_id) AS siblings,
+               levels.level_locations, levels.level_available
         FROM named
         CROSS JOIN LATERAL (
             -- OFFSET 0 keeps this a per-item index lookup (never pulled up into a join
@@ -936,6 +1055,14 @@ async def variants_for_references(
             SELECT * FROM variant WHERE tenant_id = $1 AND item_id = named.item_id OFFSET 0
         ) AS v
         JOIN item i ON i.tenant_id = v.tenant_id AND i.id = v.item_id
+        CROSS JOIN LATERAL (
+            -- the variant's levels, by the primary key's prefix (one scan)
+            SELECT coalesce(array_agg(s.location_id ORDER BY s.location_id), '{}')
+                       AS level_locations,
+                   coalesce(array_agg(s.on_hand - s.reserved ORDER BY s.location_id), '{}')
+                       AS level_available
+            FROM stock_level s WHERE s.tenant_id = v.tenant_id AND s.variant_id = v.id
+        ) AS levels
         WHERE named.variant_id IS NULL OR v.id = named.variant_id
         ORDER BY v.item_id, v.position
         """,

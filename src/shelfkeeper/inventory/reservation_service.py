@@ -1,12 +1,15 @@
 """Reservations: checkout holds on stock, with an expiry, before payment.
 
 A hold reserves the units of all its lines or of none. Lines without a location are placed
-by `allocation.allocate`; the plan's quantities are then reserved one statement per level
-(`repository.apply`, operation `reserve`, reason `other`, reference `reservation:<id>`), in
-the global lock order (variant id, location id), so concurrent holds cannot deadlock.
+by `allocation.allocate`; the plan's quantities are then reserved in one statement for all
+its levels (`repository.reserve_levels`, operation `reserve`, reason `other`, reference
+`reservation:<id>`; level by level with `repository.apply` when a backorder may create a
+level, or on the retry after a refusal), in the global lock order (variant id, location id),
+so concurrent holds cannot deadlock.
 
 A hold past its `expires_at` stops counting at once: when a level refuses, the attempt is
-rolled back to its savepoint, the due holds on the levels the request needs are expired
+undone (the one statement refuses whole, dropping its locks; level by level, the attempt
+rolls back to its savepoint), the due holds on the levels the request needs are expired
 (their units released with reason `expired`), and the request is planned and tried once
 more; only then is it 409 `insufficient-stock`. `expire_due` is the sweeper that tidies up
 the rest. A hold is released (`released`), extended while it lasts, or converted into an
@@ -251,11 +254,15 @@ async def _take(
     demands: Sequence[Demand],
     reference: str,
     released: Sequence[expiry.HeldUnits],
+    at_once: bool = False,
 ) -> set[Level]:
-    """Reserve the plan's units (after releasing `released`), all or nothing.
+    """Reserve the plan's units (after releasing `released`), all or nothing; `at_once`:
+    in one statement, when every level exists and nothing is released.
 
-    Runs in a savepoint: returns the empty set on success, else the level that refused,
-    with everything of the attempt rolled back and its row locks dropped.
+    Returns the empty set on success, else the level that refused (every level of the plan,
+    when they were tried in one statement; the retry that may follow tries them one by
+    one), with everything of the attempt undone and its row locks dropped: level by level
+    the attempt runs in a savepoint, at once it is one statement that refuses whole.
     """
     tenant_id = _tenant(principal)
     backorder = {demand.variant_id: demand.backorder for demand in demands}
@@ -274,6 +281,21 @@ async def _take(
         for (variant_id, location_id), quantity in plan.by_level().items()
     ]
     refused: set[Level] = set()
+    if at_once and not released and not any(change.allow_backorder for change in changes):
+        # Every level exists (no backorder creates one): one statement for all of them,
+        # which changes nothing and keeps no lock when it refuses (no savepoint needed).
+        reserved = await repository.reserve_levels(
+            db,
+            tenant_id=tenant_id,
+            levels=[(change.variant_id, change.location_id, change.quantity) for change in changes],
+            reason=Reason.OTHER.value,
+            note=None,
+            reference=reference,
+            actor=principal.actor,
+        )
+        if not reserved:
+            refused = {(change.variant_id, change.location_id) for change in changes}
+        return refused
     try:
         async with recording.savepoint(db):
             for step in expiry.lock_order(changes, released):
@@ -390,13 +412,15 @@ async def reserve_units(
     demands: Sequence[Demand],
     reference: str,
     places: Places | None = None,
+    available: dict[Level, int] | None = None,
     now: datetime | None = None,
 ) -> Plan:
     """Place and reserve every demand, or none: the machinery of a hold, for orders too.
 
     Each demand is placed by `allocation.allocate` over the active locations (`places`, read
     when not given), and each level's summed quantity is reserved with one `reserve`
-    statement (reason `other`, `reference`), in the global lock order. When a level refuses,
+    statement (reason `other`, `reference`), in the global lock order: all of them in one
+    statement when every level exists (`repository.reserve_levels`). When a level refuses,
     holds past their expiry on the levels the demands need stop counting (their units are
     released, reason `expired`) and the demands are placed and tried once more. Returns the
     plan whose units are now reserved.
@@ -404,7 +428,9 @@ async def reserve_units(
     A principal limited to some locations (a store clerk) has demands without a location
     placed at those only, and a demand naming another location refused (Forbidden, 403).
 
-    The caller checks that the demands name existing variants and active locations.
+    The caller checks that the demands name existing variants and active locations. It
+    may pass what every level of the demanded variants had `available` when it read them
+    (a plain read, as `_available` makes; the first plan is made on it).
     Raises InsufficientStock (409) listing every short demand (`index`, `variant_id`,
     `location_id` if named, `requested`, `available`); nothing is reserved then.
     """
@@ -418,12 +444,19 @@ async def reserve_units(
         location_id: (priority, active and principal.may_change_stock_at(location_id))
         for location_id, (priority, active) in places.items()
     }
-    available = await _available(db, tenant_id=tenant_id, demands=demands)
+    if available is None:
+        available = await _available(db, tenant_id=tenant_id, demands=demands)
     plan = allocate(demands, _candidates(demands, places, available))
     refused: set[Level] = set()
     if plan.feasible:
         refused = await _take(
-            db, principal, plan=plan, demands=demands, reference=reference, released=()
+            db,
+            principal,
+            plan=plan,
+            demands=demands,
+            reference=reference,
+            released=(),
+            at_once=True,
         )
         if not refused:
             return plan

@@ -7,7 +7,7 @@ honour them: a hold past its expiry stops counting at once (see `expiry`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -998,13 +998,16 @@ class VariantReference:
 
 @dataclass(frozen=True)
 class SellableVariant:
-    """What a line needs to know about the variant it sells, as it is now."""
+    """What a line needs to know about the variant it sells, as it is now: also what each
+    of its levels had available when it was read (`available`, location → `on_hand -
+    reserved`; a plain read for planning, which the conditional `reserve` decides on)."""
 
     item_id: UUID
     variant_id: UUID
     sku: str
     price: Decimal | None
     allow_backorder: bool
+    available: Mapping[UUID, int]
 
 
 def _sellable(row: Record) -> SellableVariant:
@@ -1014,6 +1017,7 @@ def _sellable(row: Record) -> SellableVariant:
         sku=row["sku"],
         price=Decimal(row["price"]) if row["price"] is not None else None,
         allow_backorder=row["allow_backorder"],
+        available=dict(zip(row["level_locations"], row["level_available"], strict=True)),
     )
 
 
@@ -1059,7 +1063,8 @@ async def resolve_variants(
     references: Sequence[VariantReference],
     locations: Sequence[list[str | int]],
 ) -> list[SellableVariant]:
-    """The variant each reference names, with its item, SKU, price and backorder flag.
+    """The variant each reference names, with its item, SKU, price, backorder flag and
+    what its levels have available (one statement).
 
     Raises ValidationFailed (422) listing every reference that names no variant, names
     disagreeing ones, or names an item with several variants without saying which; each

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.dependencies import TENANT_SCOPED_PROBLEMS, Operator, Reader, TenantSession
 from shelfkeeper.inventory.errors import (
     InsufficientReserved,
@@ -102,10 +103,21 @@ async def create_order(
     body: OrderCreate,
     principal: Operator,
     db: TenantSession,
+    request: Request,
     response: Response,
     index: BlindIndex,
 ) -> Order:
-    order = await service.create(db, principal, body=body, blind_index=index)
+    # The service writes the request's audit entry itself, before it takes the order's
+    # number: the tenant's orders queue on that number from then to the commit.
+    placed_by = service.PlacedBy(
+        origin=audit_service.Origin.of(
+            principal,
+            request_id=getattr(request.state, "request_id", None),
+            client=request.client.host if request.client is not None else None,
+        ),
+        action=request.scope["route"].name,
+    )
+    order = await service.create(db, principal, body=body, blind_index=index, audit=placed_by)
     return _located(response, principal.tenant_id, order)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from shelfkeeper.db.database import Connection, Record
+from shelfkeeper.event import service as event_service
 from shelfkeeper.kit.pagination import Keyset
 
 LINES_JSON = """
@@ -104,18 +105,51 @@ class NewAllocation:
     quantity: int
 
 
-async def insert_order(db: Connection, *, tenant_id: str, order: NewOrder, actor: str) -> UUID:
-    """Insert a `pending` order without its number (see `assign_number`)."""
-    order_id: UUID = await db.fetchval(
+async def insert_order(
+    db: Connection,
+    *,
+    tenant_id: str,
+    order_id: UUID,
+    order: NewOrder,
+    lines: Sequence[NewLine],
+    allocations: Sequence[NewAllocation],
+    actor: str,
+) -> datetime:
+    """Insert a `pending` order without its number (see `assign_number`), with its lines
+    (numbered in the given order), their allocations and its first status change, in one
+    statement. Returns the time it was created (the transaction's `now()`, as every
+    timestamp of the new rows)."""
+    created_at: datetime = await db.fetchval(
         """
-        INSERT INTO sales_order
-            (tenant_id, status, payment_status, currency, total, customer, customer_email_index,
-             shipping_address, notes, metadata, reservation_id, created_by, updated_by,
-             exchange_of)
-        VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
-        RETURNING id
+        WITH placed AS (
+            INSERT INTO sales_order
+                (tenant_id, id, status, payment_status, currency, total, customer,
+                 customer_email_index, shipping_address, notes, metadata, reservation_id,
+                 created_by, updated_by, exchange_of)
+            VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
+            RETURNING created_at
+        ), line AS (
+            INSERT INTO order_line (tenant_id, id, order_id, position, item_id, variant_id,
+                                    sku, quantity, unit_price, location_id)
+            SELECT $1, line.id, $2, line.position, line.item_id, line.variant_id, line.sku,
+                   line.quantity, line.unit_price, line.location_id
+            FROM unnest($14::uuid[], $15::uuid[], $16::uuid[], $17::text[], $18::bigint[],
+                        $19::numeric[], $20::uuid[])
+                 WITH ORDINALITY AS line(id, item_id, variant_id, sku, quantity, unit_price,
+                                         location_id, position)
+        ), allocation AS (
+            INSERT INTO order_allocation (tenant_id, line_id, location_id, position, quantity)
+            SELECT $1, a.line_id, a.location_id, a.position, a.quantity
+            FROM unnest($21::uuid[], $22::uuid[], $23::int[], $24::bigint[])
+                 AS a(line_id, location_id, position, quantity)
+        ), history AS (
+            INSERT INTO order_status_change (tenant_id, order_id, position, status, actor)
+            VALUES ($1, $2, 1, 'pending', $12)
+        )
+        SELECT created_at FROM placed
         """,
         tenant_id,
+        order_id,
         order.payment_status,
         order.currency,
         order.total,
@@ -127,31 +161,80 @@ async def insert_order(db: Connection, *, tenant_id: str, order: NewOrder, actor
         order.reservation_id,
         actor,
         order.exchange_of,
+        [line.id for line in lines],
+        [line.item_id for line in lines],
+        [line.variant_id for line in lines],
+        [line.sku for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price for line in lines],
+        [line.location_id for line in lines],
+        [allocation.line_id for allocation in allocations],
+        [allocation.location_id for allocation in allocations],
+        [allocation.position for allocation in allocations],
+        [allocation.quantity for allocation in allocations],
     )
-    return order_id
+    return created_at
 
 
-async def assign_number(db: Connection, *, tenant_id: str, order_id: UUID) -> int:
-    """Give the order the tenant's next number, in one statement.
+@dataclass(frozen=True)
+class NumberedEvent:
+    """The event that announces a new order, written with its number: `data` is the order
+    whose `number` the statement that takes the number fills in."""
+
+    type: str
+    subject: str
+    data: dict[str, Any]
+
+
+# The tenant's orders take their numbers in their order of arrival: each first waits for a
+# transaction-scoped advisory lock of the tenant's counter (`queued`), granted one at a time
+# in the order asked, and only then increments the counter row, which is by then free. On
+# the row lock alone the waiters would all wake at each commit and race for the row (the
+# upsert waits for the holder's transaction itself, not in a queue): under contention some
+# waited five times as long as the median (docs/benchmarks.md, "Order placement").
+COUNTER_QUEUE = "hashtextextended('shelfkeeper.order-counter:' || $1, 0)"
+ASSIGN_NUMBER = (
+    f"""
+WITH queued AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock({COUNTER_QUEUE})
+), counter AS (
+    INSERT INTO order_counter AS c (tenant_id, last)
+    SELECT $1, 1 FROM queued
+    ON CONFLICT (tenant_id) DO UPDATE SET last = c.last + 1
+    RETURNING c.last
+), numbered AS (
+    UPDATE sales_order SET number = (SELECT last FROM counter)
+    WHERE tenant_id = $1 AND id = $2
+    RETURNING number
+), recorded AS (
+    """
+    + event_service.OUTBOX_INSERT
+    + """
+    SELECT $1, $3, $4, jsonb_set($5::jsonb, '{number}', to_jsonb(numbered.number))
+    FROM numbered
+)
+"""
+    + event_service.outbox_notify_cte("$1")
+    + f"""
+SELECT number FROM numbered WHERE {event_service.OUTBOX_NOTIFIED}
+"""
+)
+
+
+async def assign_number(
+    db: Connection, *, tenant_id: str, order_id: UUID, event: NumberedEvent
+) -> int:
+    """Give the order the tenant's next number and record `event` with it, in one
+    statement.
 
     The counter row stays locked until the transaction ends, so this must be the last
-    statement (or nearly) of the transaction that creates the order: concurrent orders
-    then wait for each other only for the moment before commit, never during their stock
-    work. Numbers are gapless, since a transaction that rolls back takes its increment back.
+    statement of the transaction that creates the order: concurrent orders then wait for
+    each other only from this statement to the commit, never during their stock work, and
+    nothing the service sends after it prolongs the wait. Numbers are gapless, since a
+    transaction that rolls back takes its increment back.
     """
     number: int = await db.fetchval(
-        """
-        WITH counter AS (
-            INSERT INTO order_counter AS c (tenant_id, last) VALUES ($1, 1)
-            ON CONFLICT (tenant_id) DO UPDATE SET last = c.last + 1
-            RETURNING c.last
-        )
-        UPDATE sales_order SET number = (SELECT last FROM counter)
-        WHERE tenant_id = $1 AND id = $2
-        RETURNING number
-        """,
-        tenant_id,
-        order_id,
+        ASSIGN_NUMBER, tenant_id, order_id, event.type, event.subject, event.data
     )
     return number
 

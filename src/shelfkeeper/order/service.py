@@ -28,6 +28,7 @@ from uuid import UUID
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from shelfkeeper.audit import service as audit_service
 from shelfkeeper.auth.principal import Principal
 from shelfkeeper.config import Settings
 from shelfkeeper.db.database import Connection, Record
@@ -518,12 +519,23 @@ async def _reserve(
     places: dict[UUID, tuple[int, bool]],
     now: datetime | None,
 ) -> Plan:
-    """Reserve every demand or none. Raises InsufficientStock (409) whose `lines` list every
-    short line (`index`, `variant_id`, `sku`, `location_id` if named, `requested`,
-    `available`)."""
+    """Reserve every demand or none, planning on what the lines' variants had available
+    when they were resolved. Raises InsufficientStock (409) whose `lines` list every short
+    line (`index`, `variant_id`, `sku`, `location_id` if named, `requested`, `available`)."""
+    available = {
+        (line.variant.variant_id, location_id): units
+        for line in lines
+        for location_id, units in line.variant.available.items()
+    }
     try:
         return await reservation_service.reserve_units(
-            db, principal, demands=demands, reference=reference, places=places, now=now
+            db,
+            principal,
+            demands=demands,
+            reference=reference,
+            places=places,
+            available=available,
+            now=now,
         )
     except InsufficientStock as short:
         skus = {demand.index: line.variant.sku for demand, line in zip(demands, lines, strict=True)}
@@ -647,6 +659,78 @@ async def _record(db: Connection, *, tenant_id: str, type: EventType, order: Ord
 # --- placing -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PlacedBy:
+    """Who places an order through a request, for its audit entry: the request's `origin`
+    and `action` (the route's name), as the request's auditor would write them."""
+
+    origin: audit_service.Origin
+    action: str
+
+
+def _placed(
+    order_id: UUID,
+    body: OrderCreate,
+    *,
+    total: Decimal,
+    lines: Sequence[repository.NewLine],
+    allocations: Sequence[repository.NewAllocation],
+    exchange_of: UUID | None,
+    actor: str,
+    created_at: datetime,
+    number: int,
+) -> Order:
+    """The order just inserted, as `GET` will show it, built from what was written (the
+    rows as `repository.get` returns them, through the same `_order`) instead of read
+    back."""
+    pieces: dict[UUID, list[dict[str, Any]]] = {line.id: [] for line in lines}
+    for allocation in sorted(allocations, key=lambda allocation: allocation.position):
+        pieces[allocation.line_id].append(
+            {"location_id": allocation.location_id, "quantity": allocation.quantity}
+        )
+    row: dict[str, Any] = {
+        "id": order_id,
+        "number": number,
+        "status": OrderStatus.PENDING.value,
+        "payment_status": payment_status(total, Decimal(0)).value,
+        "currency": body.currency,
+        "total": total,
+        "amount_paid": Decimal(0),
+        "amount_refunded": Decimal(0),
+        "exchange_of": exchange_of,
+        "notes": body.notes,
+        "metadata": body.metadata,
+        "shipment": None,
+        "reservation_id": body.reservation_id,
+        "version": 1,
+        "created_by": actor,
+        "updated_by": actor,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "lines": [
+            {
+                "id": line.id,
+                "item_id": line.item_id,
+                "variant_id": line.variant_id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "location_id": line.location_id,
+                "allocations": pieces[line.id],
+            }
+            for line in lines
+        ],
+        "status_history": [{"status": OrderStatus.PENDING.value, "at": created_at, "actor": actor}],
+        "payments": [],
+        "refunds": [],
+    }
+    return _order(
+        row,  # type: ignore[arg-type]
+        customer=body.customer,
+        shipping_address=body.shipping_address,
+    )
+
+
 async def create(
     db: Connection,
     principal: Principal,
@@ -655,13 +739,21 @@ async def create(
     blind_index: BlindIndex,
     now: datetime | None = None,
     exchange_of: UUID | None = None,
+    audit: PlacedBy | None = None,
 ) -> Order:
     """Place an order: every line's stock reserved (or a hold's taken over), or nothing.
 
+    Statements, in order: the tenant's locations, the lines' variants with their levels'
+    availability, the tenant's data key, the reservation of every level (one statement;
+    more only when it is refused or backorders create levels), the order with its lines,
+    allocations and first status (the answer is built from what was written), the audit entry
+    (when `audit` names who placed it: the request's entry, written here so that it is not
+    written after the number), and last the number with the `OrderPlaced` event. The
+    counter's row lock is held from that last statement to the commit only.
+
     Raises ValidationFailed (422) for lines naming no variant or no active location, prices
     that do not fit the currency, a missing price, an unknown reservation; InsufficientStock
-    (409) listing every short line; ReservationNotHeld or ReservationMismatch (409). The
-    order takes the tenant's next number in the transaction's last statement.
+    (409) listing every short line; ReservationNotHeld or ReservationMismatch (409).
     """
     tenant_id = _tenant(principal)
     places = await location_service.priorities(db, tenant_id=tenant_id)
@@ -676,23 +768,7 @@ async def create(
         customer=body.customer,
         shipping_address=body.shipping_address,
     )
-    order_id = await repository.insert_order(
-        db,
-        tenant_id=tenant_id,
-        order=repository.NewOrder(
-            payment_status=payment_status(total, Decimal(0)).value,
-            currency=body.currency,
-            total=total,
-            customer=customer,
-            customer_email_index=blind_index.email(tenant_id, body.customer.email),
-            shipping_address=address,
-            notes=body.notes,
-            metadata=body.metadata,
-            reservation_id=body.reservation_id,
-            exchange_of=exchange_of,
-        ),
-        actor=principal.actor,
-    )
+    order_id = uuid.uuid4()
     reference = reference_of(order_id)
     demands = _demands(lines)
     if body.reservation_id is None:
@@ -715,26 +791,60 @@ async def create(
             now=now,
         )
     new_lines = _new_lines(lines)
-    await repository.insert_lines(db, tenant_id=tenant_id, order_id=order_id, lines=new_lines)
-    await repository.insert_allocations(
-        db, tenant_id=tenant_id, allocations=_allocations(plan, [line.id for line in new_lines])
-    )
-    await repository.add_status_change(
+    allocations = _allocations(plan, [line.id for line in new_lines])
+    created_at = await repository.insert_order(
         db,
         tenant_id=tenant_id,
         order_id=order_id,
-        status=OrderStatus.PENDING.value,
+        order=repository.NewOrder(
+            payment_status=payment_status(total, Decimal(0)).value,
+            currency=body.currency,
+            total=total,
+            customer=customer,
+            customer_email_index=blind_index.email(tenant_id, body.customer.email),
+            shipping_address=address,
+            notes=body.notes,
+            metadata=body.metadata,
+            reservation_id=body.reservation_id,
+            exchange_of=exchange_of,
+        ),
+        lines=new_lines,
+        allocations=allocations,
         actor=principal.actor,
     )
-    row = await repository.get(db, tenant_id=tenant_id, order_id=order_id)
-    assert row is not None
-    # Last: the counter's row lock is held from here to the commit only.
-    number = await repository.assign_number(db, tenant_id=tenant_id, order_id=order_id)
-    order = _order(
-        row, customer=body.customer, shipping_address=body.shipping_address, number=number
+    order = _placed(
+        order_id,
+        body,
+        total=total,
+        lines=new_lines,
+        allocations=allocations,
+        exchange_of=exchange_of,
+        actor=principal.actor,
+        created_at=created_at,
+        number=0,
     )
-    await _record(db, tenant_id=tenant_id, type=EventType.ORDER_PLACED, order=order)
-    return order
+    if audit is not None:
+        work = recording.current()
+        await audit_service.write(
+            db,
+            tenant_id=tenant_id,
+            origin=audit.origin,
+            changes=list(work.changes) if work is not None else [],
+            otherwise=recording.Change("order", str(order_id), audit.action),
+        )
+        recording.mark_audited()
+    # Last: the counter's row lock is held from here to the commit only.
+    number = await repository.assign_number(
+        db,
+        tenant_id=tenant_id,
+        order_id=order_id,
+        event=repository.NumberedEvent(
+            type=EventType.ORDER_PLACED.value,
+            subject=f"orders/{order_id}",
+            data=order.model_dump(mode="json", exclude=set(PERSONAL_FIELDS)),
+        ),
+    )
+    return order.model_copy(update={"number": number})
 
 
 # --- changing ----------------------------------------------------------------------------
