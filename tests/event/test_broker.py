@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from shelfkeeper.config import Settings
 from shelfkeeper.db.database import Connection, Database
 from shelfkeeper.event import broker
-from tests.conftest import JWT_SECRET, TenantWorld
+from tests.conftest import JWT_SECRET, TenantWorld, create_tenant
 from tests.event.factories import events_url, record
 from tests.event.test_relay import relay_until_done
 from tests.inventory.factories import adjust, create_item, new_location
@@ -268,6 +268,34 @@ async def test_subjects_and_cursors_are_per_tenant(
     assert a_subjects.state.subjects == {f"{target.prefix}.{world.a}.InventoryUpdated": 2}
     assert await cursor_of(database, tenant=world.a, stream=target.stream) == 2
     assert await cursor_of(database, tenant=world.b, stream=target.stream) == 1
+
+
+async def test_a_poll_visits_only_the_tenants_with_unpublished_sequenced_events(
+    world: TenantWorld, database: Database, target: Target
+) -> None:
+    quiet = await create_tenant(database)
+    for tenant in (world.a, world.b):
+        await record(database, tenant=tenant, subject=f"inventory/{tenant}")
+        await relay_until_done(database, tenant=tenant)
+    publisher = target.publisher()
+    await publisher.ensure_stream()
+
+    async def polled() -> set[str]:
+        found = await broker.unpublished_tenant_ids(database, consumer=publisher.consumer)
+        return {tenant for tenant in found if tenant in (world.a, world.b, quiet)}
+
+    before = await polled()
+    assert await publisher.publish_tenant(database, tenant_id=world.a)
+    after_a = await polled()
+    await record(database, tenant=world.a, subject=f"inventory/{world.a}")  # not sequenced yet
+    unsequenced = await polled()
+    await relay_until_done(database, tenant=world.a)
+    sequenced = await polled()
+
+    assert before == {world.a, world.b}  # never the tenant without events
+    assert after_a == {world.b}
+    assert unsequenced == {world.b}  # the relay's work first, then the publisher's
+    assert sequenced == {world.a, world.b}
 
 
 async def test_publishers_at_once_take_turns_and_store_each_event_once_in_order(

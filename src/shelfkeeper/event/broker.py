@@ -27,9 +27,11 @@ at least once: a copy published after the window is stored again, so consumers s
 de-duplicate by event id (or by `sequence`, per tenant).
 
 The loop wakes when the relay of this process has sequenced a tenant's events
-(`relay.sequenced`), and visits every tenant every `SHELFKEEPER_RELAY_POLL_INTERVAL_SECONDS`
-(which covers a relay in another process). A NATS outage is logged and waited out: the client
-reconnects by itself and the cursors keep what is still to publish.
+(`relay.sequenced`), and every `SHELFKEEPER_RELAY_POLL_INTERVAL_SECONDS` visits the tenants
+whose sequenced events are past their cursor (`shelfkeeper_unpublished_tenants`, migration
+0019: which covers a relay in another process), never every tenant. A NATS outage is logged
+and waited out: the client reconnects by itself and the cursors keep what is still to
+publish.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from shelfkeeper.config import Settings
-from shelfkeeper.db.database import Connection, Database
+from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database
 from shelfkeeper.event import cursor_repository, relay, repository, service
 
 logger = logging.getLogger("shelfkeeper.event.broker")
@@ -227,16 +229,16 @@ async def get_cursor(db: Connection, *, tenant_id: str, stream: str) -> int | No
 
 
 class _Wakeups:
-    """Which tenants to publish next. One watcher per known tenant waits on this process's
-    relay (`relay.sequenced`) and marks its tenant due when woken, or every `seconds`
-    anyway (the wait cannot tell the two apart, and need not: either way the tenant is
-    visited)."""
+    """Which tenants to publish next: a tenant this process's relay has just sequenced, at
+    once (`relay.sequenced`); and, every `seconds`, the tenants whose sequenced events are
+    past the cursor (`unpublished_tenant_ids`: the work of relays in other processes, and
+    of tenants a failure left behind). Never every tenant."""
 
     def __init__(self, *, seconds: float) -> None:
         self.seconds = seconds
         self.due: set[str] = set()
         self.woken = asyncio.Event()
-        self._watchers: dict[str, asyncio.Task[None]] = {}
+        relay.sequenced.subscribe(self.mark)
 
     def mark(self, tenant_id: str) -> None:
         self.due.add(tenant_id)
@@ -246,31 +248,20 @@ class _Wakeups:
         """Due at the next pass, without waking the loop now."""
         self.due.add(tenant_id)
 
-    def follow(self, tenant_ids: list[str]) -> None:
-        """Watch exactly these tenants; new ones are due at once."""
-        for tenant_id in set(self._watchers) - set(tenant_ids):
-            self._watchers.pop(tenant_id).cancel()
-        for tenant_id in tenant_ids:
-            if tenant_id not in self._watchers:
-                self._watchers[tenant_id] = asyncio.create_task(self._watch(tenant_id))
-                self.mark(tenant_id)
-
     def take(self) -> list[str]:
         self.woken.clear()
         due, self.due = self.due, set()
         return sorted(due)
 
-    async def _watch(self, tenant_id: str) -> None:
-        while True:
-            await relay.sequenced.wait(tenant_id, seconds=self.seconds)
-            self.mark(tenant_id)
-
     async def close(self) -> None:
-        watchers = list(self._watchers.values())
-        self._watchers.clear()
-        for watcher in watchers:
-            watcher.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        relay.sequenced.unsubscribe(self.mark)
+
+
+async def unpublished_tenant_ids(database: Database, *, consumer: str) -> list[str]:
+    """The tenants with sequenced events `consumer` has not published (ids only, across
+    tenants): what a poll visits."""
+    async with database.tenant_transaction(PLATFORM_SCOPE) as db:
+        return await cursor_repository.unpublished_tenants(db, consumer=consumer)
 
 
 async def run(
@@ -322,9 +313,12 @@ async def _publish_until(
         if loop.time() >= next_listing:
             next_listing = loop.time() + wakeups.seconds
             try:
-                wakeups.follow(await relay.all_tenant_ids(database))
+                for tenant_id in await unpublished_tenant_ids(
+                    database, consumer=publisher.consumer
+                ):
+                    wakeups.later(tenant_id)
             except Exception:
-                logger.exception("broker: listing tenants failed")
+                logger.exception("broker: listing tenants with unpublished events failed")
         retry = False
         due = wakeups.take()
         try:

@@ -75,3 +75,12 @@ async def get(db: Connection, *, tenant_id: str, consumer: str) -> int | None:
         consumer,
     )
     return sequence
+
+
+async def unpublished_tenants(db: Connection, *, consumer: str) -> list[str]:
+    """The tenants with sequenced events past `consumer`'s cursor (or with no cursor yet),
+    across tenants: ids only (migration 0019's `SECURITY DEFINER` function; the caller's
+    own view of `event` and `event_cursor` stays its tenant's)."""
+    return [
+        row[0] for row in await db.fetch("SELECT shelfkeeper_unpublished_tenants($1)", consumer)
+    ]

@@ -31,7 +31,6 @@ from collections.abc import Callable
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Listener
 from shelfkeeper.event import repository
-from shelfkeeper.tenant import service as tenant_service
 
 logger = logging.getLogger("shelfkeeper.event.relay")
 
@@ -120,11 +119,6 @@ async def unsequenced_tenant_ids(database: Database) -> list[str]:
     visits, instead of every tenant."""
     async with database.tenant_transaction(PLATFORM_SCOPE) as db:
         return await repository.unsequenced_tenants(db)
-
-
-async def all_tenant_ids(database: Database) -> list[str]:
-    async with database.tenant_transaction(PLATFORM_SCOPE) as db:
-        return await tenant_service.all_ids(db)
 
 
 async def run(
