@@ -105,6 +105,31 @@ class NewAllocation:
     quantity: int
 
 
+def _line_arrays(lines: Sequence[NewLine]) -> tuple[list[Any], ...]:
+    """The lines as the parallel arrays `unnest` takes: id, item, variant, SKU, quantity,
+    unit price, location."""
+    return (
+        [line.id for line in lines],
+        [line.item_id for line in lines],
+        [line.variant_id for line in lines],
+        [line.sku for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price for line in lines],
+        [line.location_id for line in lines],
+    )
+
+
+def _allocation_arrays(allocations: Sequence[NewAllocation]) -> tuple[list[Any], ...]:
+    """The allocations as the parallel arrays `unnest` takes: line, location, position,
+    quantity."""
+    return (
+        [allocation.line_id for allocation in allocations],
+        [allocation.location_id for allocation in allocations],
+        [allocation.position for allocation in allocations],
+        [allocation.quantity for allocation in allocations],
+    )
+
+
 async def insert_order(
     db: Connection,
     *,
@@ -161,17 +186,8 @@ async def insert_order(
         order.reservation_id,
         actor,
         order.exchange_of,
-        [line.id for line in lines],
-        [line.item_id for line in lines],
-        [line.variant_id for line in lines],
-        [line.sku for line in lines],
-        [line.quantity for line in lines],
-        [line.unit_price for line in lines],
-        [line.location_id for line in lines],
-        [allocation.line_id for allocation in allocations],
-        [allocation.location_id for allocation in allocations],
-        [allocation.position for allocation in allocations],
-        [allocation.quantity for allocation in allocations],
+        *_line_arrays(lines),
+        *_allocation_arrays(allocations),
     )
     return created_at
 
@@ -259,13 +275,7 @@ async def insert_lines(
         """,
         tenant_id,
         order_id,
-        [line.id for line in lines],
-        [line.item_id for line in lines],
-        [line.variant_id for line in lines],
-        [line.sku for line in lines],
-        [line.quantity for line in lines],
-        [line.unit_price for line in lines],
-        [line.location_id for line in lines],
+        *_line_arrays(lines),
     )
 
 
@@ -280,10 +290,7 @@ async def insert_allocations(
              AS a(line_id, location_id, position, quantity)
         """,
         tenant_id,
-        [allocation.line_id for allocation in allocations],
-        [allocation.location_id for allocation in allocations],
-        [allocation.position for allocation in allocations],
-        [allocation.quantity for allocation in allocations],
+        *_allocation_arrays(allocations),
     )
 
 
