@@ -107,6 +107,26 @@ def free_port() -> int:
 # --- memory -----------------------------------------------------------------------------
 
 
+async def answering(
+    process: asyncio.subprocess.Process, url: str, *, name: str, ready: int | None = 200
+) -> None:
+    """Wait until `url` answers (with status `ready`, or anything when None), for 60 s at
+    most; raise if `process` exits first."""
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            try:
+                status = (await client.get(url)).status_code
+                if ready is None or status == ready:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} was not ready within 60 s")
+
+
 def worker_processes(server: psutil.Process) -> list[psutil.Process]:
     """uvicorn's workers: its spawned children, or the server itself with one worker."""
     children = [
@@ -199,18 +219,7 @@ class Run:
             env=self.environment,
             stdout=asyncio.subprocess.DEVNULL,
         )
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if self.server.returncode is not None:
-                    raise RuntimeError(f"the server exited with {self.server.returncode}")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("the server was not ready within 60 s")
+        await answering(self.server, f"{self.base_url}/readyz", name="the server")
 
     async def stop_server(self) -> None:
         for process in (self.server, self.floor):
@@ -247,17 +256,9 @@ class Run:
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
         )
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if self.floor.returncode is not None:
-                    raise RuntimeError(f"the floor exited with {self.floor.returncode}")
-                try:
-                    await client.get(f"http://127.0.0.1:{self.floor_port}/")
-                    return
-                except httpx.TransportError:
-                    await asyncio.sleep(0.2)
-        raise RuntimeError("the floor was not ready within 60 s")
+        await answering(
+            self.floor, f"http://127.0.0.1:{self.floor_port}/", name="the floor", ready=None
+        )
 
     # -- data --
 
