@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -36,16 +35,6 @@ def _timestamp_text(value: object) -> object:
     return value
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """What a reader of a trail asked for."""
-
-    entity_type: str | None
-    entity_id: str | None
-    actor: str | None
-    after: datetime | None
-
-
 def audit_filter(
     entity_type: Annotated[
         str | None, Query(max_length=100, description="e.g. `location`, `item`, `order`.")
@@ -59,11 +48,13 @@ def audit_filter(
         Query(description="Only entries strictly after this time (RFC 3339; UTC if no zone)."),
         BeforeValidator(_timestamp_text),
     ] = None,
-) -> AuditFilter:
-    return AuditFilter(entity_type=entity_type, entity_id=entity_id, actor=actor, after=after)
+) -> service.AuditFilter:
+    return service.AuditFilter(
+        entity_type=entity_type, entity_id=entity_id, actor=actor, after=after
+    )
 
 
-Filters = Annotated[AuditFilter, Depends(audit_filter)]
+Filters = Annotated[service.AuditFilter, Depends(audit_filter)]
 """The query parameters of every trail's listing."""
 
 router = APIRouter(
@@ -89,16 +80,7 @@ async def list_audit_entries(
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[AuditEntry]:
-    return await service.list_entries(
-        db,
-        principal,
-        cursor=cursor,
-        limit=limit,
-        entity_type=filters.entity_type,
-        entity_id=filters.entity_id,
-        actor=filters.actor,
-        after=filters.after,
-    )
+    return await service.list_entries(db, principal, cursor=cursor, limit=limit, filters=filters)
 
 
 # --- auditing every mutating request ------------------------------------------------------

@@ -38,43 +38,30 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 
 
+def _row(owner: str | None, entry: NewEntry) -> tuple[Any, ...]:
+    """The parameters of `INSERT`/`PLATFORM_INSERT` for `entry`: `owner` is the tenant
+    (the entry's own, or the one a platform entry concerned), then the entry's fields."""
+    return (
+        owner,
+        entry.actor,
+        entry.role,
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        entry.before,
+        entry.after,
+        entry.request_id,
+        entry.client_address,
+    )
+
+
 async def insert(db: Connection, *, tenant_id: str, entries: Sequence[NewEntry]) -> None:
     """Append `entries`, in order (each gets the clock's time as it is written). One entry
     (most requests) is one `execute`; `executemany` costs more for a single row."""
     if len(entries) == 1:
-        (entry,) = entries
-        await db.execute(
-            INSERT,
-            tenant_id,
-            entry.actor,
-            entry.role,
-            entry.action,
-            entry.entity_type,
-            entry.entity_id,
-            entry.before,
-            entry.after,
-            entry.request_id,
-            entry.client_address,
-        )
+        await db.execute(INSERT, *_row(tenant_id, entries[0]))
         return
-    await db.executemany(
-        INSERT,
-        [
-            (
-                tenant_id,
-                entry.actor,
-                entry.role,
-                entry.action,
-                entry.entity_type,
-                entry.entity_id,
-                entry.before,
-                entry.after,
-                entry.request_id,
-                entry.client_address,
-            )
-            for entry in entries
-        ],
-    )
+    await db.executemany(INSERT, [_row(tenant_id, entry) for entry in entries])
 
 
 PLATFORM_INSERT = """
@@ -91,22 +78,7 @@ async def insert_platform(
     """Append platform entries, each with the tenant it concerned, in order; `db` must be
     bound to the platform scope (row-level security refuses the rows otherwise)."""
     await db.executemany(
-        PLATFORM_INSERT,
-        [
-            (
-                target_tenant_id,
-                entry.actor,
-                entry.role,
-                entry.action,
-                entry.entity_type,
-                entry.entity_id,
-                entry.before,
-                entry.after,
-                entry.request_id,
-                entry.client_address,
-            )
-            for target_tenant_id, entry in entries
-        ],
+        PLATFORM_INSERT, [_row(target_tenant_id, entry) for target_tenant_id, entry in entries]
     )
 
 

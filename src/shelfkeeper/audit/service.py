@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic_core import to_jsonable_python
 
@@ -283,30 +283,52 @@ def _platform_entry(row: Record) -> PlatformAuditEntry:
     return PlatformAuditEntry(tenant_id=row["target_tenant_id"], **_entry(row).model_dump())
 
 
-async def _rows(
+@dataclass(frozen=True)
+class AuditFilter:
+    """What a reader of a trail asked for; `after` keeps the entries strictly later (a time
+    without a zone is UTC)."""
+
+    entity_type: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    after: datetime | None = None
+
+
+EVERY_ENTRY = AuditFilter()
+
+Entry = TypeVar("Entry", bound=AuditEntry)
+
+
+async def _page(
     db: Connection,
     *,
     trail: Literal["tenant", "platform"],
     tenant_id: str,
     cursor: str | None,
     limit: int,
-    entity_type: str | None,
-    entity_id: str | None,
-    actor: str | None,
-    after: datetime | None,
-) -> list[Record]:
+    filters: AuditFilter,
+    entry: Callable[[Record], Entry],
+) -> Page[Entry]:
+    after = filters.after
     if after is not None and after.tzinfo is None:
         after = after.replace(tzinfo=UTC)
     page = keyset(sort=SORT, fields=SORT_FIELDS, cursor=cursor, limit=limit, first_parameter=6)
-    return await repository.list_page(
+    rows = await repository.list_page(
         db,
         tenant_id=tenant_id,
         keyset=page,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        actor=actor,
+        entity_type=filters.entity_type,
+        entity_id=filters.entity_id,
+        actor=filters.actor,
         after=after,
         trail=trail,
+    )
+    return page_of(
+        [entry(row) for row in rows],
+        limit=limit,
+        sort=SORT,
+        sort_value=lambda found: found.occurred_at,
+        row_id=lambda found: found.id,
     )
 
 
@@ -316,63 +338,34 @@ async def list_entries(
     *,
     cursor: str | None,
     limit: int,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    actor: str | None = None,
-    after: datetime | None = None,
+    filters: AuditFilter = EVERY_ENTRY,
 ) -> Page[AuditEntry]:
-    """The tenant's entries, newest first; `after` keeps those strictly later (a time
-    without a zone is UTC). Raises ValidationFailed (422) for a foreign cursor."""
+    """The tenant's entries, newest first, filtered. Raises ValidationFailed (422) for a
+    foreign cursor."""
     assert principal.tenant_id is not None
-    rows = await _rows(
+    return await _page(
         db,
         trail="tenant",
         tenant_id=principal.tenant_id,
         cursor=cursor,
         limit=limit,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        actor=actor,
-        after=after,
-    )
-    return page_of(
-        [_entry(row) for row in rows],
-        limit=limit,
-        sort=SORT,
-        sort_value=lambda entry: entry.occurred_at,
-        row_id=lambda entry: entry.id,
+        filters=filters,
+        entry=_entry,
     )
 
 
 async def list_platform_entries(
-    db: Connection,
-    *,
-    tenant_id: str,
-    cursor: str | None,
-    limit: int,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    actor: str | None = None,
-    after: datetime | None = None,
+    db: Connection, *, tenant_id: str, cursor: str | None, limit: int, filters: AuditFilter
 ) -> Page[PlatformAuditEntry]:
     """The platform's entries about `tenant_id` (which need not exist any more), newest
     first, filtered and paged as `list_entries`; `db` bound to the platform scope. Raises
     ValidationFailed (422) for a foreign cursor."""
-    rows = await _rows(
+    return await _page(
         db,
         trail="platform",
         tenant_id=tenant_id,
         cursor=cursor,
         limit=limit,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        actor=actor,
-        after=after,
-    )
-    return page_of(
-        [_platform_entry(row) for row in rows],
-        limit=limit,
-        sort=SORT,
-        sort_value=lambda entry: entry.occurred_at,
-        row_id=lambda entry: entry.id,
+        filters=filters,
+        entry=_platform_entry,
     )

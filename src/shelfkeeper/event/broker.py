@@ -50,6 +50,7 @@ from nats.js import JetStreamContext
 from shelfkeeper.config import Settings
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database
 from shelfkeeper.event import cursor_repository, relay, repository, service
+from shelfkeeper.kit.waiting import wait_any
 
 logger = logging.getLogger("shelfkeeper.event.broker")
 
@@ -289,7 +290,7 @@ async def run(
                 await _publish_until(database, client, publisher, wakeups, stop=stop)
             except Exception:
                 logger.exception("broker: failed; starting again in %.0f s", RETRY_SECONDS[-1])
-                await _wait_any(stop, seconds=RETRY_SECONDS[-1])
+                await wait_any(stop, seconds=RETRY_SECONDS[-1])
             finally:
                 with contextlib.suppress(Exception):
                     await client.close()
@@ -349,13 +350,13 @@ async def _publish_until(
             delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
             failures += 1
             logger.warning("broker: %s; retrying in %.0f s", _describe(error), delay)
-            await _wait_any(stop, seconds=delay)
+            await wait_any(stop, seconds=delay)
             continue
         if retry:
             timeout = BUSY_RETRY_SECONDS
         else:
             timeout = max(0.0, next_listing - loop.time())
-        await _wait_any(wakeups.woken, stop, seconds=timeout)
+        await wait_any(wakeups.woken, stop, seconds=timeout)
 
 
 async def _connect(client: NATS, url: str, *, stop: asyncio.Event) -> bool:
@@ -404,13 +405,3 @@ def _describe(error: BaseException) -> str:
     if cause is not None:
         text += f" ({type(cause).__name__}: {cause})".replace(": )", ")")
     return text
-
-
-async def _wait_any(*events: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

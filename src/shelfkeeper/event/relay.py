@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from shelfkeeper.db.database import PLATFORM_SCOPE, Connection, Database, Listener
 from shelfkeeper.event import repository
+from shelfkeeper.kit.waiting import wait_any
 
 logger = logging.getLogger("shelfkeeper.event.relay")
 
@@ -160,7 +161,7 @@ async def run(
                     pending.add(tenant_id)
                     retry = True
             timeout = BUSY_RETRY_SECONDS if retry else max(0.0, next_poll - loop.time())
-            await _wait_any(woken, stop, seconds=timeout)
+            await wait_any(woken, stop, seconds=timeout)
     finally:
         if listener is not None:
             with contextlib.suppress(Exception):
@@ -173,13 +174,3 @@ async def _listen(database: Database, callback: Listener) -> Connection | None:
     except Exception:
         logger.warning("relay: cannot listen for notifications; polling only", exc_info=True)
         return None
-
-
-async def _wait_any(*events: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

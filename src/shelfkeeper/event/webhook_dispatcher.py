@@ -41,6 +41,7 @@ from shelfkeeper.db.database import PLATFORM_SCOPE, Database
 from shelfkeeper.event import relay
 from shelfkeeper.event import webhook_service as service
 from shelfkeeper.kit import outbound
+from shelfkeeper.kit.waiting import wait_any
 from shelfkeeper.observability import metrics
 from shelfkeeper.tenant import service as tenant_service
 
@@ -185,7 +186,7 @@ class Dispatcher:
                         await self.dispatch_tenant(tenant_id, limit=room)
                     except Exception:
                         logger.exception("webhooks: tenant %s failed", tenant_id)
-                await _wait_any(self.woken, stop, seconds=poll_seconds)
+                await wait_any(self.woken, stop, seconds=poll_seconds)
         finally:
             relay.sequenced.unsubscribe(self.wake)
             if self.in_flight:
@@ -290,13 +291,3 @@ async def run(
         dispatcher = Dispatcher(database, settings, client=client, resolver=resolver)
         logger.info("webhooks: dispatcher running")
         await dispatcher.run(stop, poll_seconds=poll_seconds)
-
-
-async def _wait_any(*events: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

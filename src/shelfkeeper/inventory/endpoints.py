@@ -208,26 +208,26 @@ async def delete_item(
 async def adjust_stock(
     item_id: UUID, body: StockAdjustment, principal: Operator, db: TenantSession, request: Request
 ) -> AdjustmentResult:
-    coalescer: ReservationCoalescer | None = getattr(request.app.state, "coalescer", None)
     # The fast path answers from a round that commits before this request's transaction
     # does; a stored idempotent response would commit apart from the change, so a request
     # with an Idempotency-Key takes the plain path, where both commit together.
-    if coalescer is not None and IDEMPOTENCY_HEADER not in request.headers:
-        coalesced = await service.reserve_coalesced(
-            db,
+    coalescer: ReservationCoalescer | None = (
+        None
+        if IDEMPOTENCY_HEADER in request.headers
+        else getattr(request.app.state, "coalescer", None)
+    )
+    return await service.adjust(
+        db,
+        principal,
+        item_id=item_id,
+        body=body,
+        coalescer=coalescer,
+        origin=audit_service.Origin.of(
             principal,
-            item_id=item_id,
-            body=body,
-            coalescer=coalescer,
-            origin=audit_service.Origin.of(
-                principal,
-                request_id=getattr(request.state, "request_id", None),
-                client=request.client.host if request.client is not None else None,
-            ),
-        )
-        if coalesced is not None:
-            return coalesced
-    return await service.adjust(db, principal, item_id=item_id, body=body)
+            request_id=getattr(request.state, "request_id", None),
+            client=request.client.host if request.client is not None else None,
+        ),
+    )
 
 
 @router.get(

@@ -618,9 +618,19 @@ def _change(
 
 
 async def adjust(
-    db: Connection, principal: Principal, *, item_id: UUID, body: StockAdjustment
+    db: Connection,
+    principal: Principal,
+    *,
+    item_id: UUID,
+    body: StockAdjustment,
+    coalescer: ReservationCoalescer | None = None,
+    origin: audit_service.Origin | None = None,
 ) -> AdjustmentResult:
     """Apply one stock operation atomically (one conditional statement plus its movement).
+
+    With a `coalescer` (and the request's audit `origin`), a plain `reserve` takes the
+    flash-sale fast path (`_reserve_coalesced`) when it can, with the variant resolved here
+    once for both paths.
 
     Raises Forbidden (403) at a location the principal may not change stock at,
     ItemNotFound (404), ValidationFailed (422), InsufficientStock, InsufficientReserved,
@@ -635,6 +645,23 @@ async def adjust(
         sku=body.sku,
         location=["body"],
     )
+    if (
+        coalescer is not None
+        and origin is not None
+        and body.operation == Operation.RESERVE
+        and body.expected_version is None
+        and not allow_backorder
+    ):
+        coalesced = await _reserve_coalesced(
+            principal,
+            item_id=item_id,
+            variant_id=variant_id,
+            body=body,
+            coalescer=coalescer,
+            origin=origin,
+        )
+        if coalesced is not None:
+            return coalesced
     change = _change(body, variant_id, allow_backorder)
     (outcome,) = await _apply_all(db, principal, changes=[(["body", "location_id"], change)])
     if isinstance(outcome, Problem):
@@ -1247,37 +1274,25 @@ async def low_stock_count(db: Connection, *, tenant_id: str) -> int:
     return await repository.low_stock_count(db, tenant_id=tenant_id)
 
 
-async def reserve_coalesced(
-    db: Connection,
+async def _reserve_coalesced(
     principal: Principal,
     *,
     item_id: UUID,
+    variant_id: UUID,
     body: StockAdjustment,
     coalescer: ReservationCoalescer,
     origin: audit_service.Origin,
 ) -> AdjustmentResult | None:
-    """The flash-sale fast path (`inventory/coalescer.py`) for a plain `reserve`: decided in
-    a round with whoever else is reserving at the level, with the same answers as `adjust`.
-    The round writes the request's audit entry (as `origin`) with the change.
+    """The flash-sale fast path (`inventory/coalescer.py`) for a plain `reserve` of a
+    variant that does not allow backorders (never short, so never hot in the same way):
+    decided in a round with whoever else is reserving at the level, with the same answers
+    as the plain path. The round writes the request's audit entry (as `origin`) with the
+    change.
 
-    Returns None when `adjust` must decide instead: another operation, an
-    `expected_version`, an item that allows backorders (never short, so never hot in the
-    same way), a level that does not exist yet, or a refusal while holds are due. Raises
-    what `adjust` raises for the same request otherwise.
+    Returns None when the plain path must decide instead: a level that does not exist yet,
+    or a refusal while holds are due. Raises InsufficientStock (409) as the plain path
+    would.
     """
-    if body.operation != Operation.RESERVE or body.expected_version is not None:
-        return None
-    ensure_may_change_stock(principal, [body.location_id])
-    variant_id, allow_backorder = await _resolve_variant(
-        db,
-        tenant_id=_tenant(principal),
-        item_id=item_id,
-        variant_id=body.variant_id,
-        sku=body.sku,
-        location=["body"],
-    )
-    if allow_backorder:
-        return None
 
     def describe(row: Record) -> recording.Change:
         return _adjustment_change(item_id, _adjustment(row))

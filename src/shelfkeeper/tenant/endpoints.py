@@ -156,14 +156,7 @@ async def list_platform_audit_entries(
     cursor: CursorParam = None,
 ) -> Page[PlatformAuditEntry]:
     return await audit_service.list_platform_entries(
-        db,
-        tenant_id=tenant_id,
-        cursor=cursor,
-        limit=limit,
-        entity_type=filters.entity_type,
-        entity_id=filters.entity_id,
-        actor=filters.actor,
-        after=filters.after,
+        db, tenant_id=tenant_id, cursor=cursor, limit=limit, filters=filters
     )
 
 
